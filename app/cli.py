@@ -1,0 +1,167 @@
+"""The ``buzon`` command: init, editor add, serve, passphrase."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from app import crypto
+from app.codenames import generate_codename
+from app.db.migrate import upgrade_database
+from app.db.session import make_engine, make_session_factory
+from app.services import editors, keys
+from app.settings import Settings
+from app.storage import BlobStore
+
+MIN_PASSPHRASE_CHARS = 14
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Buzón, an anonymous tip line.")
+editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
+cli.add_typer(editor_cli, name="editor")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as e:
+        typer.echo(f"Invalid configuration: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+@cli.command()
+def init() -> None:
+    """Create the data directory, the database and the newsroom keys."""
+    settings = _settings()
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    BlobStore(settings.store_dir).create_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade_database(engine)
+    with make_session_factory(engine)() as session:
+        try:
+            secret = keys.initialise_instance(
+                session=session, pepper_path=settings.pepper_path, codename_kdf=settings.codename_kdf
+            )
+        except keys.AlreadyInitialised:
+            raise _fail(f"{settings.data_dir} is already initialised; nothing was changed.") from None
+    typer.echo(f"Initialised Buzón in {settings.data_dir}")
+    typer.echo("Write the recovery secret down and keep it offline. It is shown only this once,")
+    typer.echo("and it is the only way back in if every editor passphrase is lost.")
+    typer.echo(f"Recovery secret: {secret}")
+
+
+def _read_passphrase(from_stdin: bool) -> str:
+    if from_stdin:
+        passphrase = sys.stdin.readline().rstrip("\r\n")
+    else:
+        passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise _fail(f"The passphrase must have at least {MIN_PASSPHRASE_CHARS} characters.")
+    return passphrase
+
+
+def _recovery_secret(from_stdin: bool) -> str | None:
+    secret = os.environ.get("BUZON_RECOVERY_SECRET")
+    if secret is None and not from_stdin and sys.stdin.isatty():
+        secret = typer.prompt("Recovery secret (empty to skip the grant)", default="", hide_input=True)
+    return secret or None
+
+
+@editor_cli.command("add")
+def editor_add(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the editor an admin.")] = False,
+    passphrase_stdin: Annotated[bool, typer.Option("--passphrase-stdin", help="Read one line from stdin.")] = False,
+) -> None:
+    """Create an editor and, given the recovery secret, grant them the newsroom keys."""
+    settings = _settings()
+    passphrase = _read_passphrase(passphrase_stdin)
+    secret = _recovery_secret(passphrase_stdin)
+    with make_session_factory(make_engine(settings.resolved_database_url))() as session:
+        newsroom_keys = None
+        if secret is not None:
+            try:
+                newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
+            except crypto.DecryptionError:
+                raise _fail("That recovery secret does not open the newsroom keys.") from None
+            except keys.NotInitialised:
+                raise _fail("Run `buzon init` first.") from None
+        try:
+            totp_secret = editors.add_editor(
+                session=session,
+                username=name,
+                passphrase=passphrase,
+                is_admin=admin,
+                kdf=settings.editor_kdf,
+                newsroom_keys=newsroom_keys,
+            )
+        except editors.EditorExists:
+            raise _fail(f"An editor named {name!r} already exists.") from None
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    typer.echo(f"Editor {name} created{' (admin)' if admin else ''}.")
+    if newsroom_keys is None:
+        typer.echo("No recovery secret given: an admin must grant this editor the newsroom key.")
+    typer.echo(f"TOTP secret: {totp_secret}")
+    typer.echo(f"TOTP URI: {editors.totp_uri(username=name, totp_secret=totp_secret)}")
+
+
+@cli.command()
+def passphrase() -> None:
+    """Print a fresh 7-word passphrase."""
+    typer.echo(generate_codename())
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    source_port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+    editor_port: Annotated[int, typer.Option(help="Port of the editor portal.")] = 8081,
+) -> None:
+    """Run the source interface and the editor portal, each on its own port."""
+    from app.main import create_editor_app, create_source_app
+
+    settings = _settings()
+    swept = BlobStore(settings.store_dir).sweep_partials()
+    if swept:
+        typer.echo(f"Removed {swept} half-written upload(s) left by an interrupted run.")
+    servers = [
+        uvicorn.Server(_server_config(create_source_app(settings), host, source_port)),
+        uvicorn.Server(_server_config(create_editor_app(settings), host, editor_port)),
+    ]
+    typer.echo(f"Source interface: http://{host}:{source_port}/")
+    typer.echo(f"Editor portal:    http://{host}:{editor_port}/")
+    asyncio.run(_serve_all(servers))
+
+
+def _server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    # No access log, no proxy headers: the service records nothing about who connects.
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        log_level="warning",
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+
+
+async def _serve_all(servers: list[uvicorn.Server]) -> None:
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,447 @@
+"""Every cryptographic operation in Buzón, as specified in docs/crypto.md.
+
+This is the only module that imports ``nacl`` or ``argon2`` (ruff's banned-api
+rule enforces it). Constants carry the same names and values as the spec.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import struct
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import argon2.low_level
+import nacl.bindings as sodium
+import nacl.encoding
+import nacl.exceptions
+import nacl.hash
+import nacl.public
+import nacl.secret
+import nacl.utils
+
+VERSION = 0x01
+
+LABEL_KEY_ID = b"buzon-key-id-v1"
+LABEL_LOOKUP = b"buzon-lookup-v1"
+LABEL_REPLY = b"buzon-reply-v1"
+LABEL_RECOVERY = b"buzon-recover-v1"
+LABEL_BODY = b"buzon-body-v1"
+LABEL_META = b"buzon-meta-v1"
+LABEL_SESSION_ID = b"buzon-sess-id-v1"
+LABEL_SESSION_KEY = b"buzon-sesskey-v1"
+
+KEY_SIZE = 32
+KEY_ID_SIZE = 8
+SEAL_OVERHEAD = 48
+SEALED_KEY_SIZE = KEY_SIZE + SEAL_OVERHEAD
+CAPSULE_SIZE = 1 + KEY_ID_SIZE + SEALED_KEY_SIZE
+SALT_SIZE = 16
+NONCE_SIZE = 24
+BOX_OVERHEAD = 16
+WRAPPED_KEY_SIZE = 1 + 4 + 4 + 1 + SALT_SIZE + NONCE_SIZE + KEY_SIZE + BOX_OVERHEAD
+CHUNK_SIZE = 65536
+SS_HEADER_SIZE = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+SS_OVERHEAD = sodium.crypto_secretstream_xchacha20poly1305_ABYTES
+BODY_CHUNK_SIZE = CHUNK_SIZE + SS_OVERHEAD
+BODY_HEADER_SIZE = 1 + SS_HEADER_SIZE
+META_PLAIN_SIZE = 1024
+META_SIZE = 1 + NONCE_SIZE + META_PLAIN_SIZE + BOX_OVERHEAD
+RECOVERY_SECRET_SIZE = 20
+PEPPER_SIZE = 16
+MAX_PASSPHRASE_BYTES = 1024
+MAX_CODENAME_CHARS = 256
+MAX_NAME_BYTES = 255
+MAX_TYPE_CHARS = 100
+
+_TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+_TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+_ZERO_CHUNK = bytes(CHUNK_SIZE)
+
+
+class DecryptionError(Exception):
+    """Opening, unwrapping or parsing failed. Deliberately carries no detail."""
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
+
+
+class InputTooLongError(ValueError):
+    """A passphrase or codename was refused before any KDF ran."""
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    time_cost: int
+    memory_kib: int
+    parallelism: int = 1
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.time_cost <= 16 and 8 <= self.memory_kib <= 4194304):
+            raise ValueError("Argon2id parameters out of range")
+        if not 1 <= self.parallelism <= 8 or self.memory_kib < 8 * self.parallelism:
+            raise ValueError("Argon2id parameters out of range")
+
+
+@dataclass(frozen=True, repr=False)
+class KeyPair:
+    secret: bytes
+    public: bytes
+
+    def __repr__(self) -> str:
+        return f"KeyPair(public={self.public.hex()[:16]}…)"
+
+
+@dataclass(frozen=True)
+class EnvelopeMetadata:
+    kind: str
+    name: str
+    type: str
+    size: int
+    sha256: str
+    received: str
+
+
+def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
+    return nacl.hash.blake2b(data, digest_size=size, person=label, encoder=nacl.encoding.RawEncoder)
+
+
+def _argon2id(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+    return argon2.low_level.hash_secret_raw(
+        secret,
+        salt,
+        time_cost=params.time_cost,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=KEY_SIZE,
+        type=argon2.low_level.Type.ID,
+        version=19,
+    )
+
+
+def random_bytes(size: int) -> bytes:
+    return nacl.utils.random(size)
+
+
+# --- keypairs and seals ------------------------------------------------------
+
+
+def generate_keypair() -> KeyPair:
+    sk = nacl.public.PrivateKey.generate()
+    return KeyPair(secret=bytes(sk), public=bytes(sk.public_key))
+
+
+def keypair_from_secret(secret: bytes) -> KeyPair:
+    if len(secret) != KEY_SIZE:
+        raise DecryptionError()
+    sk = nacl.public.PrivateKey(secret)
+    return KeyPair(secret=secret, public=bytes(sk.public_key))
+
+
+def key_id(public_key: bytes) -> bytes:
+    """The 8-byte identifier of a newsroom public key."""
+    return _blake2b(public_key, LABEL_KEY_ID, KEY_ID_SIZE)
+
+
+def seal(public_key: bytes, plaintext: bytes) -> bytes:
+    return sodium.crypto_box_seal(plaintext, public_key)
+
+
+def seal_open(keypair: KeyPair, ciphertext: bytes) -> bytes:
+    if len(ciphertext) < SEAL_OVERHEAD:
+        raise DecryptionError()
+    try:
+        return sodium.crypto_box_seal_open(ciphertext, keypair.public, keypair.secret)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
+        raise DecryptionError() from e
+
+
+def open_sealed_keypair(keypair: KeyPair, sealed_secret: bytes) -> KeyPair:
+    """Open a grant (a sealed newsroom secret key) into a keypair."""
+    if len(sealed_secret) != SEALED_KEY_SIZE:
+        raise DecryptionError()
+    return keypair_from_secret(seal_open(keypair, sealed_secret))
+
+
+def _secretbox(key: bytes, nonce: bytes, plaintext: bytes) -> bytes:
+    return sodium.crypto_secretbox(plaintext, nonce, key)
+
+
+def _secretbox_open(key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    try:
+        return sodium.crypto_secretbox_open(ciphertext, nonce, key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
+        raise DecryptionError() from e
+
+
+# --- recovery secret -----------------------------------------------------------
+
+
+def generate_recovery_secret() -> str:
+    text = base64.b32encode(random_bytes(RECOVERY_SECRET_SIZE)).decode("ascii")
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def recovery_keypair(recovery_secret: str) -> KeyPair:
+    """Derive the recovery keypair; raises DecryptionError on a malformed secret."""
+    compact = "".join(recovery_secret.split()).replace("-", "").upper()
+    if len(compact) != 32:
+        raise DecryptionError()
+    try:
+        raw = base64.b32decode(compact)
+    except ValueError as e:
+        raise DecryptionError() from e
+    return keypair_from_secret(_blake2b(raw, LABEL_RECOVERY))
+
+
+# --- editor key wrapping --------------------------------------------------------
+
+
+def _passphrase_bytes(passphrase: str) -> bytes:
+    raw = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    if len(raw) > MAX_PASSPHRASE_BYTES:
+        raise InputTooLongError("passphrase too long")
+    return raw
+
+
+def wrap_secret_key(secret_key: bytes, passphrase: str, params: KdfParams) -> bytes:
+    """Wrap an editor's secret key under an Argon2id key from their passphrase."""
+    salt = random_bytes(SALT_SIZE)
+    nonce = random_bytes(NONCE_SIZE)
+    wrap_key = _argon2id(_passphrase_bytes(passphrase), salt, params)
+    header = struct.pack(">BIIB", VERSION, params.time_cost, params.memory_kib, params.parallelism)
+    return header + salt + nonce + _secretbox(wrap_key, nonce, secret_key)
+
+
+def wrapped_key_params(wrapped: bytes) -> KdfParams:
+    if len(wrapped) != WRAPPED_KEY_SIZE or wrapped[0] != VERSION:
+        raise DecryptionError()
+    _, t, m, p = struct.unpack(">BIIB", wrapped[:10])
+    try:
+        return KdfParams(time_cost=t, memory_kib=m, parallelism=p)
+    except ValueError as e:
+        raise DecryptionError() from e
+
+
+def unwrap_secret_key(wrapped: bytes, passphrase: str) -> KeyPair:
+    """Unwrap an editor keypair; a wrong passphrase raises DecryptionError."""
+    params = wrapped_key_params(wrapped)
+    raw = _passphrase_bytes(passphrase)
+    salt = wrapped[10 : 10 + SALT_SIZE]
+    nonce = wrapped[10 + SALT_SIZE : 10 + SALT_SIZE + NONCE_SIZE]
+    wrap_key = _argon2id(raw, salt, params)
+    return keypair_from_secret(_secretbox_open(wrap_key, nonce, wrapped[10 + SALT_SIZE + NONCE_SIZE :]))
+
+
+# --- codenames ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class SourceKeys:
+    lookup_id: bytes
+    reply: KeyPair
+
+    def __repr__(self) -> str:
+        return "SourceKeys(…)"
+
+
+def normalise_codename(codename: str) -> str:
+    if len(codename) > MAX_CODENAME_CHARS:
+        raise InputTooLongError("codename too long")
+    return " ".join(unicodedata.normalize("NFKC", codename).lower().split())
+
+
+def derive_source_keys(codename: str, pepper: bytes, params: KdfParams) -> SourceKeys:
+    """Derive the lookup id and reply keypair of a codename (one Argon2id run)."""
+    master = _argon2id(normalise_codename(codename).encode("utf-8"), pepper, params)
+    return SourceKeys(
+        lookup_id=_blake2b(master, LABEL_LOOKUP),
+        reply=keypair_from_secret(_blake2b(master, LABEL_REPLY)),
+    )
+
+
+# --- sessions -----------------------------------------------------------------------
+
+
+def session_id(token: bytes) -> bytes:
+    return _blake2b(token, LABEL_SESSION_ID)
+
+
+def seal_for_session(token: bytes, plaintext: bytes) -> bytes:
+    nonce = random_bytes(NONCE_SIZE)
+    return nonce + _secretbox(_blake2b(token, LABEL_SESSION_KEY), nonce, plaintext)
+
+
+def open_for_session(token: bytes, ciphertext: bytes) -> bytes:
+    if len(ciphertext) < NONCE_SIZE + BOX_OVERHEAD:
+        raise DecryptionError()
+    key = _blake2b(token, LABEL_SESSION_KEY)
+    return _secretbox_open(key, ciphertext[:NONCE_SIZE], ciphertext[NONCE_SIZE:])
+
+
+# --- envelopes ------------------------------------------------------------------------
+
+
+def padme(length: int) -> int:
+    """Round ``length`` up so that it leaks O(log log length) bits (Padmé)."""
+    if length < 2:
+        return length
+    exponent = length.bit_length() - 1
+    low_bits = exponent - exponent.bit_length()
+    mask = (1 << low_bits) - 1
+    return (length + mask) & ~mask
+
+
+def padded_chunk_count(content_size: int) -> int:
+    return padme(max(1, -(-content_size // CHUNK_SIZE)))
+
+
+def body_size(content_size: int) -> int:
+    return BODY_HEADER_SIZE + padded_chunk_count(content_size) * BODY_CHUNK_SIZE
+
+
+def make_capsule(newsroom_public_key: bytes, data_key: bytes) -> bytes:
+    return bytes([VERSION]) + key_id(newsroom_public_key) + seal(newsroom_public_key, data_key)
+
+
+def capsule_key_id(capsule: bytes) -> bytes:
+    if len(capsule) != CAPSULE_SIZE or capsule[0] != VERSION:
+        raise DecryptionError()
+    return capsule[1 : 1 + KEY_ID_SIZE]
+
+
+def open_capsule(capsule: bytes, newsroom_keys: dict[bytes, KeyPair]) -> bytes:
+    """Recover an envelope's data key with whichever newsroom key it names."""
+    keypair = newsroom_keys.get(capsule_key_id(capsule))
+    if keypair is None:
+        raise DecryptionError()
+    data_key = seal_open(keypair, capsule[1 + KEY_ID_SIZE :])
+    if len(data_key) != KEY_SIZE:
+        raise DecryptionError()
+    return data_key
+
+
+def seal_metadata(data_key: bytes, metadata: EnvelopeMetadata) -> bytes:
+    document = json.dumps(metadata.__dict__, ensure_ascii=False, separators=(",", ":"))
+    raw = document.encode("utf-8")
+    if len(raw) > META_PLAIN_SIZE:
+        raise ValueError("metadata too large")
+    nonce = random_bytes(NONCE_SIZE)
+    padded = raw.ljust(META_PLAIN_SIZE, b" ")
+    return bytes([VERSION]) + nonce + _secretbox(_blake2b(data_key, LABEL_META), nonce, padded)
+
+
+def open_metadata(data_key: bytes, record: bytes) -> EnvelopeMetadata:
+    if len(record) != META_SIZE or record[0] != VERSION:
+        raise DecryptionError()
+    nonce = record[1 : 1 + NONCE_SIZE]
+    plain = _secretbox_open(_blake2b(data_key, LABEL_META), nonce, record[1 + NONCE_SIZE :])
+    try:
+        fields = json.loads(plain.decode("utf-8"))
+        metadata = EnvelopeMetadata(**fields)
+    except (ValueError, TypeError) as e:
+        raise DecryptionError() from e
+    if not isinstance(metadata.size, int) or metadata.size < 0:
+        raise DecryptionError()
+    return metadata
+
+
+class BodyWriter:
+    """Encrypts a body stream chunk by chunk into ``sink`` as bytes arrive.
+
+    At most one plaintext chunk (64 KiB) is buffered, so memory stays flat
+    whatever the upload size. ``finish`` pads and writes the final chunk.
+    """
+
+    def __init__(self, data_key: bytes, sink: BinaryIO) -> None:
+        self._state = sodium.crypto_secretstream_xchacha20poly1305_state()
+        header = sodium.crypto_secretstream_xchacha20poly1305_init_push(self._state, _blake2b(data_key, LABEL_BODY))
+        self._sink = sink
+        self._buffer = bytearray()
+        self._pending: bytes | None = None
+        self._chunks = 0
+        self._hash = hashlib.sha256()
+        self.size = 0
+        sink.write(bytes([VERSION]) + header)
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self._hash.update(data)
+        self._buffer += data
+        while len(self._buffer) >= CHUNK_SIZE:
+            self._queue(bytes(self._buffer[:CHUNK_SIZE]))
+            del self._buffer[:CHUNK_SIZE]
+
+    def _queue(self, chunk: bytes) -> None:
+        # A chunk is held back one step because only the last one may carry
+        # TAG_FINAL, and we learn which one is last only at finish().
+        if self._pending is not None:
+            self._push(self._pending, _TAG_MESSAGE)
+        self._pending = chunk
+
+    def _push(self, chunk: bytes, tag: int) -> None:
+        self._sink.write(sodium.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, None, tag))
+        self._chunks += 1
+
+    def finish(self) -> str:
+        """Pad, write the final chunk and return the SHA-256 hex of the content."""
+        if self._buffer or self._pending is None:
+            self._queue(bytes(self._buffer).ljust(CHUNK_SIZE, b"\0"))
+            self._buffer.clear()
+        target = padded_chunk_count(self.size)
+        while self._chunks + 1 < target:
+            self._queue(_ZERO_CHUNK)
+        assert self._pending is not None
+        self._push(self._pending, _TAG_FINAL)
+        self._pending = None
+        return self._hash.hexdigest()
+
+
+def read_body(data_key: bytes, source: BinaryIO, content_size: int) -> Iterator[bytes]:
+    """Yield the content of a body, authenticating every chunk and the padding.
+
+    Raises DecryptionError on any deviation from the format; content already
+    yielded before the failure must then be discarded by the caller.
+    """
+    first = source.read(BODY_HEADER_SIZE)
+    if len(first) != BODY_HEADER_SIZE or first[0] != VERSION or content_size < 0:
+        raise DecryptionError()
+    state = sodium.crypto_secretstream_xchacha20poly1305_state()
+    try:
+        sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, first[1:], _blake2b(data_key, LABEL_BODY))
+    except (nacl.exceptions.CryptoError, ValueError) as e:
+        raise DecryptionError() from e
+    remaining = content_size
+    final = False
+    while not final:
+        chunk = source.read(BODY_CHUNK_SIZE)
+        if len(chunk) != BODY_CHUNK_SIZE:
+            raise DecryptionError()
+        try:
+            plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, None)
+        except (nacl.exceptions.CryptoError, ValueError) as e:
+            raise DecryptionError() from e
+        if tag not in (_TAG_MESSAGE, _TAG_FINAL):
+            raise DecryptionError()
+        final = tag == _TAG_FINAL
+        take = min(remaining, CHUNK_SIZE)
+        if plain[take:].count(0) != CHUNK_SIZE - take:
+            raise DecryptionError()
+        remaining -= take
+        if take:
+            yield plain[:take]
+    if remaining or source.read(1):
+        raise DecryptionError()
+
+
+def new_data_key() -> bytes:
+    return random_bytes(KEY_SIZE)
+
+
+def random_token(size: int = 32) -> bytes:
+    return secrets.token_bytes(size)

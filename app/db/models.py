@@ -1,0 +1,109 @@
+"""Database tables. They hold data only: public keys, wrapped keys and ciphertext.
+
+No column stores an exact time, an address or any plaintext of a tip; the only
+dates are UTC days, and row ids are random so they carry no order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Instance(Base):
+    """The single row of installation-wide parameters."""
+
+    __tablename__ = "instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    codename_kdf_time_cost: Mapped[int] = mapped_column(Integer)
+    codename_kdf_memory_kib: Mapped[int] = mapped_column(Integer)
+    codename_kdf_parallelism: Mapped[int] = mapped_column(Integer)
+
+
+class NewsroomKey(Base):
+    __tablename__ = "newsroom_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    recovery_grant: Mapped[bytes] = mapped_column(LargeBinary(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class Editor(Base):
+    __tablename__ = "editors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    wrapped_secret_key: Mapped[bytes] = mapped_column(LargeBinary(98))
+    sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary(128))
+    last_totp_counter: Mapped[int] = mapped_column(Integer, default=0)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+
+    grants: Mapped[list[KeyGrant]] = relationship(back_populates="editor", cascade="all, delete-orphan")
+
+
+class KeyGrant(Base):
+    """A newsroom secret key sealed to one editor's public key."""
+
+    __tablename__ = "key_grants"
+
+    editor_id: Mapped[str] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("newsroom_keys.key_id"), primary_key=True)
+    sealed_secret_key: Mapped[bytes] = mapped_column(LargeBinary(80))
+
+    editor: Mapped[Editor] = relationship(back_populates="grants")
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lookup_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    reply_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    designation: Mapped[str] = mapped_column(String(80))
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    last_submission_on: Mapped[dt.date] = mapped_column(Date, index=True)
+
+    submissions: Mapped[list[Submission]] = relationship(back_populates="source", cascade="all, delete-orphan")
+
+
+class Submission(Base):
+    """One POST of the submission form: a message and any number of files."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+
+    source: Mapped[Source] = relationship(back_populates="submissions")
+    items: Mapped[list[Item]] = relationship(
+        back_populates="submission", cascade="all, delete-orphan", order_by="Item.position"
+    )
+
+
+class Item(Base):
+    """One envelope: a message or a file. The body lives in the ciphertext store."""
+
+    __tablename__ = "items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    capsule: Mapped[bytes] = mapped_column(LargeBinary(89))
+    sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(1065))
+    blob_name: Mapped[str] = mapped_column(String(64), unique=True)
+    body_size: Mapped[int] = mapped_column(BigInteger)
+
+    submission: Mapped[Submission] = relationship(back_populates="items")

@@ -1,0 +1,53 @@
+"""FastAPI dependencies, as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.templating import Jinja2Templates
+
+from app.errors import CrossOriginRequest
+from app.security import is_cross_origin
+from app.settings import Settings
+from app.storage import BlobStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with get_session_factory(request)() as session:
+        yield session
+
+
+def get_store(request: Request) -> BlobStore:
+    store: BlobStore = request.app.state.store
+    return store
+
+
+def get_templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+def require_same_origin(request: Request) -> None:
+    if is_cross_origin(request.headers):
+        raise CrossOriginRequest()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+DbDep = Annotated[Session, Depends(get_db)]
+StoreDep = Annotated[BlobStore, Depends(get_store)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+SameOrigin = Depends(require_same_origin)

@@ -1,0 +1,104 @@
+"""Domain errors, and the one place that turns any error into a generic page.
+
+Pages never carry exception text, stack traces or internal identifiers.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+
+class BuzonError(Exception):
+    """Base of errors that end in a page the user is meant to read."""
+
+    status_code = 400
+    title = "Something went wrong"
+    advice = "Nothing was saved. Please go back and try again."
+
+
+class SubmissionError(BuzonError):
+    pass
+
+
+class MalformedSubmission(SubmissionError):
+    title = "The submission could not be read"
+    advice = "It may have been cut off in transit. Nothing was saved; please go back and send it again."
+
+
+class SubmissionTooLarge(SubmissionError):
+    status_code = 413
+    title = "The submission is too large"
+    advice = "Nothing was saved. Please send fewer or smaller files, perhaps in several submissions."
+
+
+class MessageTooLong(SubmissionError):
+    status_code = 413
+    title = "The message is too long"
+    advice = "Nothing was saved. Please shorten the message, or attach it as a file."
+
+
+class TooManyFiles(SubmissionError):
+    status_code = 413
+    title = "Too many files"
+    advice = "Nothing was saved. Please send the files over several submissions."
+
+
+class EmptySubmission(SubmissionError):
+    title = "There was nothing to send"
+    advice = "Please write a message or choose at least one file."
+
+
+class ServiceOffline(BuzonError):
+    status_code = 503
+    title = "This tip line is temporarily offline"
+    advice = "Nothing was saved. Please try again later."
+
+
+class NotFound(BuzonError):
+    status_code = 404
+    title = "Page not found"
+    advice = "The address may be mistyped, or the item was deleted."
+
+
+class CrossOriginRequest(BuzonError):
+    status_code = 403
+    title = "Request refused"
+    advice = "This form must be sent from this site. Please go back, reload the page and try again."
+
+
+_STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}
+
+
+def install_error_pages(app: object, templates: Jinja2Templates) -> None:
+    """Register handlers that render ``error.html`` for every failure."""
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+
+    assert isinstance(app, FastAPI)
+
+    def render(request: Request, error: BuzonError, status_code: int) -> Response:
+        context = {"title": error.title, "advice": error.advice}
+        return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
+
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BuzonError)
+        return render(request, exc, exc.status_code)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = _STATUS_ERRORS.get(exc.status_code, BuzonError)()
+        return render(request, error, exc.status_code)
+
+    async def on_invalid_request(request: Request, exc: Exception) -> Response:
+        return render(request, BuzonError(), 400)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        return render(request, BuzonError(), 500)
+
+    app.add_exception_handler(BuzonError, on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(Exception, on_unexpected)

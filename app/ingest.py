@@ -1,0 +1,292 @@
+"""Streaming multipart ingest: each part is encrypted as its bytes arrive.
+
+Starlette's ``request.form()`` spools uploads over 1 MiB to plaintext temporary
+files, so submissions never go through it. Instead the raw request body is fed
+to python-multipart's push parser, file bytes go straight into a
+``BodyWriter`` and only ciphertext reaches the disk. Every limit is checked as
+bytes arrive, and ``abort`` removes whatever was half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app import crypto
+from app.errors import EmptySubmission, MalformedSubmission, MessageTooLong, SubmissionTooLarge, TooManyFiles
+from app.storage import BlobStore, PendingBlob
+
+MESSAGE_FIELD = "message"
+FILES_FIELD = "files"
+# Small form fields (tokens, checkboxes) are kept in memory; nothing else is.
+MAX_SMALL_FIELD_BYTES = 1024
+MAX_PART_HEADER_BYTES = 8192
+# The longest UTF-8 character is 4 bytes, so this many bytes always suffices.
+_BYTES_PER_CHAR = 4
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_total_bytes: int
+    max_message_chars: int
+    max_files: int
+
+
+@dataclass
+class SealedItem:
+    """One encrypted envelope whose body is still pending in the store."""
+
+    kind: str
+    capsule: bytes
+    sealed_metadata: bytes
+    blob_name: str
+    body_size: int
+    blob: PendingBlob
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    content_type: str = ""
+    data: bytearray = field(default_factory=bytearray)
+    writer: crypto.BodyWriter | None = None
+    data_key: bytes = b""
+    blob_name: str = ""
+    blob: PendingBlob | None = None
+
+
+def boundary_from_content_type(content_type: str | None) -> bytes:
+    if not content_type:
+        raise MalformedSubmission()
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary or len(boundary) > 200:
+        raise MalformedSubmission()
+    return boundary
+
+
+def clean_filename(raw: str) -> str:
+    """Keep only the last path component, without control characters, ≤255 bytes."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    encoded = name.encode("utf-8")[: crypto.MAX_NAME_BYTES]
+    return encoded.decode("utf-8", errors="ignore") or "unnamed"
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class SubmissionIngest:
+    """Consumes one multipart body and produces sealed envelopes.
+
+    Not thread-safe; feed it from one thread at a time.
+    """
+
+    def __init__(self, *, boundary: bytes, newsroom_public_key: bytes, store: BlobStore, limits: Limits) -> None:
+        self._npk = newsroom_public_key
+        self._store = store
+        self._limits = limits
+        self._received = 0
+        self._files = 0
+        self._ended = False
+        self._part = _Part()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[str, bytes] = {}
+        self._header_bytes = 0
+        self.items: list[SealedItem] = []
+        self.fields: dict[str, str] = {}
+        self._message: bytes | None = None
+        self._pending: list[PendingBlob] = []
+        self._parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_end": self._on_end,
+            },
+        )
+
+    # -- public API ----------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self._limits.max_total_bytes:
+            raise SubmissionTooLarge()
+        try:
+            self._parser.write(data)
+        except MultipartParseError as e:
+            raise MalformedSubmission() from e
+
+    def finish(self) -> list[SealedItem]:
+        """Check the body ended properly and return the envelopes, message first."""
+        try:
+            self._parser.finalize()
+        except MultipartParseError as e:
+            raise MalformedSubmission() from e
+        if not self._ended:
+            raise MalformedSubmission()
+        items = list(self.items)
+        message = self._message_text()
+        if message:
+            items.insert(0, self._seal_message(message))
+        if not items:
+            raise EmptySubmission()
+        return items
+
+    def abort(self) -> None:
+        """Remove every body this submission started; safe to call twice."""
+        for blob in self._pending:
+            blob.discard()
+        self._pending.clear()
+        self.items.clear()
+
+    # -- parser callbacks ------------------------------------------------------------------
+
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+        self._headers = {}
+        self._header_bytes = 0
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._header_field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._header_value += data[start:end]
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise MalformedSubmission()
+
+    def _on_header_end(self) -> None:
+        self._headers[self._header_field.decode("latin-1").lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        kind, options = parse_options_header(self._headers.get("content-disposition", b""))
+        name = options.get(b"name")
+        if kind != b"form-data" or name is None:
+            raise MalformedSubmission()
+        part = self._part
+        part.name = name.decode("utf-8", errors="replace")
+        raw_filename = options.get(b"filename")
+        if raw_filename is not None and part.name == FILES_FIELD:
+            part.filename = raw_filename.decode("utf-8", errors="replace")
+            part.content_type = self._headers.get("content-type", b"").decode("latin-1")[: crypto.MAX_TYPE_CHARS]
+            self._start_file(part)
+        elif part.name == MESSAGE_FIELD and self._message is not None:
+            raise MalformedSubmission()
+
+    def _start_file(self, part: _Part) -> None:
+        # An empty file input still sends a part with filename=""; it is
+        # counted and opened only once its first byte arrives.
+        if not part.filename:
+            return
+        self._files += 1
+        if self._files > self._limits.max_files:
+            raise TooManyFiles()
+        part.data_key = crypto.new_data_key()
+        part.blob_name, part.blob = self._store.begin()
+        self._pending.append(part.blob)
+        part.writer = crypto.BodyWriter(part.data_key, part.blob.file)
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._part
+        if part.writer is not None:
+            part.writer.write(data[start:end])
+            return
+        if part.filename is not None:
+            if end > start:  # bytes for a file input that had no name
+                part.filename = "unnamed"
+                self._start_file(part)
+                self._on_part_data(data, start, end)
+            return
+        part.data += data[start:end]
+        cap = self._limits.max_message_chars * _BYTES_PER_CHAR if part.name == MESSAGE_FIELD else MAX_SMALL_FIELD_BYTES
+        if len(part.data) > cap:
+            raise MessageTooLong() if part.name == MESSAGE_FIELD else MalformedSubmission()
+
+    def _on_part_end(self) -> None:
+        part = self._part
+        if part.writer is not None and part.blob is not None:
+            self.items.append(self._seal_file(part))
+        elif part.name == MESSAGE_FIELD:
+            self._message = bytes(part.data)
+        elif part.filename is None:
+            self.fields[part.name] = part.data.decode("utf-8", errors="replace")
+
+    def _on_end(self) -> None:
+        self._ended = True
+
+    # -- sealing ------------------------------------------------------------------------------
+
+    def _seal_file(self, part: _Part) -> SealedItem:
+        assert part.writer is not None
+        assert part.blob is not None
+        digest = part.writer.finish()
+        metadata = crypto.EnvelopeMetadata(
+            kind="file",
+            name=clean_filename(part.filename or ""),
+            type=part.content_type,
+            size=part.writer.size,
+            sha256=digest,
+            received=_utc_now(),
+        )
+        return self._sealed_item(part.data_key, metadata, part.blob_name, part.blob)
+
+    def _message_text(self) -> str:
+        try:
+            text = (self._message or b"").decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MalformedSubmission() from e
+        # Browsers send line breaks as CRLF; count characters as the source typed them.
+        text = text.replace("\r\n", "\n")
+        if len(text) > self._limits.max_message_chars:
+            raise MessageTooLong()
+        return text if text.strip() else ""
+
+    def _seal_message(self, text: str) -> SealedItem:
+        content = text.encode("utf-8")
+        data_key = crypto.new_data_key()
+        blob_name, blob = self._store.begin()
+        self._pending.append(blob)
+        writer = crypto.BodyWriter(data_key, blob.file)
+        writer.write(content)
+        digest = writer.finish()
+        metadata = crypto.EnvelopeMetadata(
+            kind="message",
+            name="",
+            type="text/plain; charset=utf-8",
+            size=len(content),
+            sha256=digest,
+            received=_utc_now(),
+        )
+        return self._sealed_item(data_key, metadata, blob_name, blob)
+
+    def _sealed_item(
+        self, data_key: bytes, metadata: crypto.EnvelopeMetadata, blob_name: str, blob: PendingBlob
+    ) -> SealedItem:
+        blob.file.flush()
+        return SealedItem(
+            kind=metadata.kind,
+            capsule=crypto.make_capsule(self._npk, data_key),
+            sealed_metadata=crypto.seal_metadata(data_key, metadata),
+            blob_name=blob_name,
+            body_size=crypto.body_size(metadata.size),
+            blob=blob,
+        )

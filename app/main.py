@@ -1,0 +1,68 @@
+"""The two ASGI apps, each built from one Settings object.
+
+The source interface and the editor portal share no routes, cookies or
+templates; the source app never imports the editor router.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.templating import Jinja2Templates
+
+from app.db.session import make_engine, make_session_factory
+from app.errors import install_error_pages
+from app.security import SecurityHeadersMiddleware
+from app.settings import Settings
+from app.storage import BlobStore
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_DIR / "templates"
+STATIC_DIR = PROJECT_DIR / "static"
+
+
+def _templates(interface: str) -> Jinja2Templates:
+    loader = ChoiceLoader([FileSystemLoader(TEMPLATES_DIR / interface), FileSystemLoader(TEMPLATES_DIR / "shared")])
+    env = Environment(loader=loader, autoescape=select_autoescape(default=True, default_for_string=True))
+    return Jinja2Templates(env=env)
+
+
+def _base_app(settings: Settings, interface: str) -> FastAPI:
+    # No OpenAPI or docs pages: they are scripts and third-party assets.
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    engine = make_engine(settings.resolved_database_url)
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.store = BlobStore(settings.store_dir)
+    app.state.templates = _templates(interface)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_error_pages(app, app.state.templates)
+    return app
+
+
+def create_source_app(settings: Settings) -> FastAPI:
+    from app.routers import source
+
+    app = _base_app(settings, "source")
+    app.include_router(source.router)
+    return app
+
+
+def create_editor_app(settings: Settings) -> FastAPI:
+    from app.routers import editor
+    from app.services.editors import Authenticator
+    from app.sessions import EditorSessions
+
+    app = _base_app(settings, "editor")
+    app.state.authenticator = Authenticator(settings.editor_kdf)
+    app.state.sessions = EditorSessions(
+        idle_seconds=settings.editor_session_idle_minutes * 60,
+        max_seconds=settings.editor_session_max_hours * 3600,
+    )
+    editor.install(app)
+    return app

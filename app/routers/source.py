@@ -1,0 +1,116 @@
+"""Source interface routes. Nothing here reads the client's address."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import ClientDisconnect
+
+from app.deps import SameOrigin, SessionFactoryDep, SettingsDep, StoreDep, TemplatesDep
+from app.errors import MalformedSubmission, ServiceOffline, SubmissionError, SubmissionTooLarge
+from app.ingest import Limits, SealedItem, SubmissionIngest, boundary_from_content_type
+from app.services import keys
+from app.services.submissions import record_new_source_submission
+from app.settings import Settings
+
+router = APIRouter()
+
+# After a refused upload the rest of the body is read and dropped, up to this
+# much, so the browser gets to show the error page instead of a reset.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, templates: TemplatesDep) -> Response:
+    return templates.TemplateResponse(request, "index.html")
+
+
+@router.get("/submit", response_class=HTMLResponse)
+def submit_form(request: Request, templates: TemplatesDep, settings: SettingsDep) -> Response:
+    return templates.TemplateResponse(request, "submit.html", {"limits": _limits(settings)})
+
+
+@router.post("/submit", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def submit(
+    request: Request, templates: TemplatesDep, settings: SettingsDep, factory: SessionFactoryDep, store: StoreDep
+) -> Response:
+    public_key = await to_thread.run_sync(_active_key_or_offline, factory)
+    limits = _limits(settings)
+    ingest = SubmissionIngest(
+        boundary=boundary_from_content_type(request.headers.get("content-type")),
+        newsroom_public_key=public_key,
+        store=store,
+        limits=limits,
+    )
+    items = await _receive(request, ingest, limits)
+    try:
+        codename = await to_thread.run_sync(_record, factory, settings, items)
+    except BaseException:
+        ingest.abort()
+        raise
+    return templates.TemplateResponse(request, "submitted.html", {"codename": codename})
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_total_bytes=settings.max_submission_bytes,
+        max_message_chars=settings.max_message_chars,
+        max_files=settings.max_files_per_submission,
+    )
+
+
+def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
+    # Fail closed: without a valid newsroom key no tip is accepted at all.
+    try:
+        with factory() as session:
+            return keys.active_public_key(session)
+    except keys.NotInitialised as e:
+        raise ServiceOffline() from e
+
+
+async def _receive(request: Request, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
+    """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
+    declared = request.headers.get("content-length", "")
+    body_complete = False
+    try:
+        if declared.isdigit() and int(declared) > limits.max_total_bytes:
+            raise SubmissionTooLarge()
+        async for chunk in request.stream():
+            if chunk:
+                await to_thread.run_sync(ingest.feed, chunk)
+        body_complete = True
+        return await to_thread.run_sync(ingest.finish)
+    except SubmissionError:
+        ingest.abort()
+        if not body_complete:
+            await _drain(request)
+        raise
+    except ClientDisconnect as e:
+        ingest.abort()
+        raise MalformedSubmission() from e
+    except BaseException:
+        ingest.abort()
+        raise
+
+
+async def _drain(request: Request) -> None:
+    dropped = 0
+    while dropped <= DRAIN_LIMIT_BYTES:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _record(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:
+    with factory() as session:
+        return record_new_source_submission(
+            session=session,
+            items=items,
+            pepper=keys.load_pepper(settings.pepper_path),
+            kdf=keys.codename_kdf(session),
+        )

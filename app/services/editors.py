@@ -1,0 +1,140 @@
+"""Editor accounts, grants of newsroom keys, and passphrase + TOTP login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import pyotp
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.db.models import Editor, KeyGrant, NewsroomKey
+
+TOTP_STEP_SECONDS = 30
+MAX_USERNAME_CHARS = 64
+
+
+class LoginFailed(Exception):
+    """Wrong username, passphrase or code. Which one is never said."""
+
+
+class EditorExists(Exception):
+    pass
+
+
+@dataclass(frozen=True, repr=False)
+class UnlockedEditor:
+    editor_id: str
+    username: str
+    is_admin: bool
+    newsroom_keys: dict[bytes, crypto.KeyPair]
+
+    def __repr__(self) -> str:
+        return f"UnlockedEditor({self.username!r})"
+
+
+def add_editor(
+    *,
+    session: Session,
+    username: str,
+    passphrase: str,
+    is_admin: bool,
+    kdf: crypto.KdfParams,
+    newsroom_keys: dict[bytes, crypto.KeyPair] | None,
+) -> str:
+    """Create an editor, grant them ``newsroom_keys`` if given; return the TOTP secret."""
+    username = username.strip()
+    if not username or len(username) > MAX_USERNAME_CHARS:
+        raise ValueError("username must be 1 to 64 characters")
+    if session.scalars(select(Editor).where(Editor.username == username)).first() is not None:
+        raise EditorExists()
+    keypair = crypto.generate_keypair()
+    totp_secret = pyotp.random_base32()
+    editor = Editor(
+        id=secrets.token_hex(16),
+        username=username,
+        is_admin=is_admin,
+        public_key=keypair.public,
+        wrapped_secret_key=crypto.wrap_secret_key(keypair.secret, passphrase, kdf),
+        sealed_totp_secret=crypto.seal(keypair.public, totp_secret.encode("ascii")),
+        last_totp_counter=0,
+        created_on=dt.datetime.now(dt.UTC).date(),
+    )
+    session.add(editor)
+    if newsroom_keys:
+        grant_keys(session=session, editor=editor, newsroom_keys=newsroom_keys)
+    session.commit()
+    return totp_secret
+
+
+def grant_keys(*, session: Session, editor: Editor, newsroom_keys: dict[bytes, crypto.KeyPair]) -> None:
+    """Seal each newsroom secret key to the editor's public key."""
+    existing = {grant.key_id for grant in editor.grants}
+    known = set(session.scalars(select(NewsroomKey.key_id)))
+    for key_id, keypair in newsroom_keys.items():
+        if key_id.hex() in known and key_id.hex() not in existing:
+            editor.grants.append(
+                KeyGrant(key_id=key_id.hex(), sealed_secret_key=crypto.seal(editor.public_key, keypair.secret))
+            )
+
+
+def totp_uri(*, username: str, totp_secret: str, issuer: str = "Buzón") -> str:
+    return pyotp.TOTP(totp_secret).provisioning_uri(name=username, issuer_name=issuer)
+
+
+def _matching_counter(totp_secret: str, code: str, last_counter: int) -> int | None:
+    """The time step ``code`` belongs to (±1 step), if newer than ``last_counter``."""
+    totp = pyotp.TOTP(totp_secret)
+    now = int(time.time()) // TOTP_STEP_SECONDS
+    for counter in (now - 1, now, now + 1):
+        if counter > last_counter and hmac.compare_digest(totp.generate_otp(counter), code):
+            return counter
+    return None
+
+
+class Authenticator:
+    """Checks logins; keeps a dummy wrapped key so unknown users cost the same."""
+
+    def __init__(self, kdf: crypto.KdfParams) -> None:
+        self._kdf = kdf
+        self._dummy = crypto.wrap_secret_key(crypto.generate_keypair().secret, secrets.token_hex(16), kdf)
+
+    def login(self, *, session: Session, username: str, passphrase: str, otp: str) -> UnlockedEditor:
+        if len(username) > MAX_USERNAME_CHARS or len(passphrase.encode("utf-8")) > crypto.MAX_PASSPHRASE_BYTES:
+            raise LoginFailed()
+        editor = session.scalars(select(Editor).where(Editor.username == username.strip())).first()
+        try:
+            keypair = crypto.unwrap_secret_key(editor.wrapped_secret_key if editor else self._dummy, passphrase)
+        except crypto.DecryptionError as e:
+            raise LoginFailed() from e
+        if editor is None:  # the dummy never unwraps, but be explicit
+            raise LoginFailed()
+        totp_secret = crypto.seal_open(keypair, editor.sealed_totp_secret).decode("ascii")
+        counter = _matching_counter(totp_secret, otp.strip().replace(" ", ""), editor.last_totp_counter)
+        if counter is None:
+            raise LoginFailed()
+        # Recording the step makes each code single-use; the conditional
+        # update keeps two concurrent logins from both spending one code.
+        spent = session.execute(
+            update(Editor)
+            .where(Editor.id == editor.id, Editor.last_totp_counter < counter)
+            .values(last_totp_counter=counter)
+        )
+        if getattr(spent, "rowcount", 0) != 1:
+            session.rollback()
+            raise LoginFailed()
+        if crypto.wrapped_key_params(editor.wrapped_secret_key) != self._kdf:
+            editor.wrapped_secret_key = crypto.wrap_secret_key(keypair.secret, passphrase, self._kdf)
+        session.commit()
+        keys = {}
+        for grant in editor.grants:
+            newsroom = crypto.open_sealed_keypair(keypair, grant.sealed_secret_key)
+            keys[crypto.key_id(newsroom.public)] = newsroom
+        return UnlockedEditor(
+            editor_id=editor.id, username=editor.username, is_admin=editor.is_admin, newsroom_keys=keys
+        )

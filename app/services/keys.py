@@ -1,0 +1,110 @@
+"""Installation set-up and the newsroom keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.db.models import Instance, NewsroomKey
+
+
+class NotInitialised(Exception):
+    """The instance has no pepper, no instance row or no active newsroom key."""
+
+
+class AlreadyInitialised(Exception):
+    pass
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _write_secret_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def initialise_instance(*, session: Session, pepper_path: Path, codename_kdf: crypto.KdfParams) -> str:
+    """Create the pepper, the instance row and the first newsroom key.
+
+    Returns the recovery secret, which exists nowhere else afterwards.
+    """
+    if session.get(Instance, 1) is not None or pepper_path.exists():
+        raise AlreadyInitialised()
+    _write_secret_file(pepper_path, crypto.random_bytes(crypto.PEPPER_SIZE))
+    session.add(
+        Instance(
+            id=1,
+            codename_kdf_time_cost=codename_kdf.time_cost,
+            codename_kdf_memory_kib=codename_kdf.memory_kib,
+            codename_kdf_parallelism=codename_kdf.parallelism,
+        )
+    )
+    recovery_secret = crypto.generate_recovery_secret()
+    add_newsroom_key(session=session, recovery_public_key=crypto.recovery_keypair(recovery_secret).public)
+    session.commit()
+    return recovery_secret
+
+
+def add_newsroom_key(*, session: Session, recovery_public_key: bytes) -> crypto.KeyPair:
+    """Create a newsroom keypair, make it the active one and seal it for recovery."""
+    keypair = crypto.generate_keypair()
+    for old in session.scalars(select(NewsroomKey).where(NewsroomKey.active)):
+        old.active = False
+    session.add(
+        NewsroomKey(
+            key_id=crypto.key_id(keypair.public).hex(),
+            public_key=keypair.public,
+            recovery_grant=crypto.seal(recovery_public_key, keypair.secret),
+            active=True,
+            created_on=_today(),
+        )
+    )
+    return keypair
+
+
+def active_public_key(session: Session) -> bytes:
+    key = session.scalars(select(NewsroomKey).where(NewsroomKey.active)).first()
+    if key is None or crypto.key_id(key.public_key).hex() != key.key_id:
+        raise NotInitialised()
+    return key.public_key
+
+
+def open_with_recovery(*, session: Session, recovery_secret: str) -> dict[bytes, crypto.KeyPair]:
+    """Open every newsroom key with the recovery secret; DecryptionError if wrong."""
+    recovery = crypto.recovery_keypair(recovery_secret)
+    keys: dict[bytes, crypto.KeyPair] = {}
+    for row in session.scalars(select(NewsroomKey)):
+        keypair = crypto.open_sealed_keypair(recovery, row.recovery_grant)
+        keys[crypto.key_id(keypair.public)] = keypair
+    if not keys:
+        raise NotInitialised()
+    return keys
+
+
+def load_pepper(pepper_path: Path) -> bytes:
+    try:
+        pepper = pepper_path.read_bytes()
+    except FileNotFoundError as e:
+        raise NotInitialised() from e
+    if len(pepper) != crypto.PEPPER_SIZE:
+        raise NotInitialised()
+    return pepper
+
+
+def codename_kdf(session: Session) -> crypto.KdfParams:
+    instance = session.get(Instance, 1)
+    if instance is None:
+        raise NotInitialised()
+    return crypto.KdfParams(
+        time_cost=instance.codename_kdf_time_cost,
+        memory_kib=instance.codename_kdf_memory_kib,
+        parallelism=instance.codename_kdf_parallelism,
+    )

@@ -1,0 +1,162 @@
+"""Recording sealed submissions, and reading them back for an editor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.codenames import generate_codename, generate_designation
+from app.db.models import Item, Source, Submission
+from app.ingest import SealedItem
+from app.storage import BlobStore
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def record_new_source_submission(
+    *, session: Session, items: list[SealedItem], pepper: bytes, kdf: crypto.KdfParams
+) -> str:
+    """Store ``items`` under a brand-new source and return its codename.
+
+    The bodies are moved into place before the rows commit; if anything fails
+    the caller aborts the ingest, which deletes them again.
+    """
+    codename = generate_codename()
+    keys = crypto.derive_source_keys(codename, pepper, kdf)
+    today = _today()
+    source = Source(
+        id=secrets.token_hex(16),
+        lookup_id=keys.lookup_id,
+        reply_public_key=keys.reply.public,
+        designation=generate_designation(),
+        created_on=today,
+        last_submission_on=today,
+    )
+    session.add(source)
+    _add_submission(session=session, source=source, items=items, today=today)
+    for item in items:
+        item.blob.commit()
+    session.commit()
+    return codename
+
+
+def _add_submission(*, session: Session, source: Source, items: list[SealedItem], today: dt.date) -> None:
+    submission = Submission(id=secrets.token_hex(16), source=source, created_on=today)
+    for position, sealed in enumerate(items):
+        submission.items.append(
+            Item(
+                id=secrets.token_hex(16),
+                position=position,
+                kind=sealed.kind,
+                capsule=sealed.capsule,
+                sealed_metadata=sealed.sealed_metadata,
+                blob_name=sealed.blob_name,
+                body_size=sealed.body_size,
+            )
+        )
+    session.add(submission)
+
+
+# --- reading, for editors -----------------------------------------------------------
+
+MAX_INLINE_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    id: str
+    designation: str
+    last_submission_on: dt.date
+    item_count: int
+
+
+@dataclass(frozen=True)
+class OpenedItem:
+    id: str
+    kind: str
+    metadata: crypto.EnvelopeMetadata
+    text: str | None
+
+
+@dataclass(frozen=True)
+class OpenedSubmission:
+    created_on: dt.date
+    items: list[OpenedItem]
+
+
+class ItemNotFound(Exception):
+    pass
+
+
+def list_sources(*, session: Session, limit: int = 100, offset: int = 0) -> list[SourceSummary]:
+    counts = (
+        select(Submission.source_id, func.count(Item.id).label("n"))
+        .join(Item, Item.submission_id == Submission.id)
+        .group_by(Submission.source_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Source, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.source_id == Source.id)
+        .order_by(Source.last_submission_on.desc(), Source.designation)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [SourceSummary(s.id, s.designation, s.last_submission_on, int(n)) for s, n in rows]
+
+
+def get_source(*, session: Session, source_id: str) -> Source | None:
+    return session.get(Source, source_id)
+
+
+def open_source_submissions(
+    *, session: Session, store: BlobStore, source: Source, newsroom_keys: dict[bytes, crypto.KeyPair]
+) -> list[OpenedSubmission]:
+    """Decrypt metadata of every item, and the text of messages, in memory."""
+    submissions = session.scalars(
+        select(Submission).where(Submission.source_id == source.id).order_by(Submission.created_on)
+    )
+    opened = []
+    for submission in submissions:
+        items = [_open_item(item, store, newsroom_keys) for item in submission.items]
+        items.sort(key=lambda i: (i.kind != "message", i.metadata.received))
+        opened.append(OpenedSubmission(created_on=submission.created_on, items=items))
+    opened.sort(key=lambda s: min((i.metadata.received for i in s.items), default=""))
+    return opened
+
+
+def _open_item(item: Item, store: BlobStore, newsroom_keys: dict[bytes, crypto.KeyPair]) -> OpenedItem:
+    data_key = crypto.open_capsule(item.capsule, newsroom_keys)
+    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    text = None
+    if item.kind == "message" and metadata.size <= MAX_INLINE_MESSAGE_BYTES:
+        with store.open(item.blob_name) as body:
+            raw = b"".join(crypto.read_body(data_key, body, metadata.size))
+        text = raw.decode("utf-8", errors="replace")
+    return OpenedItem(id=item.id, kind=item.kind, metadata=metadata, text=text)
+
+
+def open_item_stream(
+    *, session: Session, store: BlobStore, item_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
+) -> tuple[crypto.EnvelopeMetadata, Iterator[bytes]]:
+    """Return an item's metadata and an iterator that decrypts its body lazily."""
+    item = session.get(Item, item_id)
+    if item is None:
+        raise ItemNotFound()
+    data_key = crypto.open_capsule(item.capsule, newsroom_keys)
+    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    blob_name = item.blob_name
+
+    def chunks() -> Iterator[bytes]:
+        with store.open(blob_name) as body:
+            yield from crypto.read_body(data_key, body, metadata.size)
+
+    return metadata, chunks()

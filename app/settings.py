@@ -1,0 +1,62 @@
+"""Configuration: one frozen object, built explicitly and never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.crypto import KdfParams
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of a Buzón instance, read from ``BUZON_*`` variables or arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="BUZON_", frozen=True, extra="forbid")
+
+    data_dir: Path = Path("buzon-data")
+    database_url: str | None = None
+    max_submission_bytes: int = Field(default=500 * MIB, ge=1024)
+    max_message_chars: int = Field(default=100_000, ge=1)
+    max_files_per_submission: int = Field(default=20, ge=1)
+
+    # Argon2id costs. Codename parameters are fixed per installation at init.
+    editor_kdf_time_cost: int = Field(default=3, ge=1, le=16)
+    editor_kdf_memory_kib: int = Field(default=128 * 1024, ge=8)
+    codename_kdf_time_cost: int = Field(default=3, ge=1, le=16)
+    codename_kdf_memory_kib: int = Field(default=64 * 1024, ge=8)
+    # Tests set this to run Argon2id with toy costs; production refuses them.
+    insecure_fast_kdf: bool = False
+
+    editor_session_idle_minutes: int = Field(default=30, ge=1)
+    editor_session_max_hours: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_weak_kdf(self) -> Settings:
+        weak = self.editor_kdf_memory_kib < 64 * 1024 or self.codename_kdf_memory_kib < 32 * 1024
+        if weak and not self.insecure_fast_kdf:
+            raise ValueError("Argon2id memory below 64 MiB (editor) / 32 MiB (codename) needs insecure_fast_kdf")
+        return self
+
+    @property
+    def editor_kdf(self) -> KdfParams:
+        return KdfParams(time_cost=self.editor_kdf_time_cost, memory_kib=self.editor_kdf_memory_kib)
+
+    @property
+    def codename_kdf(self) -> KdfParams:
+        return KdfParams(time_cost=self.codename_kdf_time_cost, memory_kib=self.codename_kdf_memory_kib)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'buzon.db'}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def pepper_path(self) -> Path:
+        return self.data_dir / "pepper"
