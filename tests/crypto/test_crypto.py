@@ -1,0 +1,4 @@
+from app import crypto
+
+def test_x() -> None:
+    assert crypto.VERSION == 1

@@ -1,0 +1,136 @@
+"""Test helpers: fast settings, an initialised instance, a real server handle."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyotp
+
+from app.db.migrate import upgrade_database
+from app.db.session import make_engine, make_session_factory
+from app.services import editors, keys
+from app.settings import Settings
+from app.storage import BlobStore
+
+FAST_KDF = {
+    "insecure_fast_kdf": True,
+    "editor_kdf_time_cost": 1,
+    "editor_kdf_memory_kib": 8,
+    "codename_kdf_time_cost": 1,
+    "codename_kdf_memory_kib": 8,
+}
+
+
+@dataclass
+class EditorAccount:
+    username: str
+    passphrase: str
+    totp_secret: str
+    _last_counter: int = field(default=0, repr=False)
+
+    def otp(self) -> str:
+        """A TOTP code not used before: codes are single-use, so step forward."""
+        now = int(time.time()) // 30
+        counter = max(now - 1, self._last_counter + 1)
+        if counter > now + 1:
+            time.sleep((counter - 1) * 30 - time.time() + 0.5)
+        self._last_counter = counter
+        return pyotp.TOTP(self.totp_secret).generate_otp(counter)
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    recovery_secret: str
+
+    def add_editor(self, username: str | None = None, *, admin: bool = False, grant: bool = True) -> EditorAccount:
+        username = username or f"editor-{secrets.token_hex(4)}"
+        passphrase = f"test passphrase {secrets.token_hex(8)}"
+        with make_session_factory(make_engine(self.settings.resolved_database_url))() as session:
+            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=self.recovery_secret)
+            totp_secret = editors.add_editor(
+                session=session,
+                username=username,
+                passphrase=passphrase,
+                is_admin=admin,
+                kdf=self.settings.editor_kdf,
+                newsroom_keys=newsroom_keys if grant else None,
+            )
+        return EditorAccount(username, passphrase, totp_secret)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"data_dir": data_dir, **FAST_KDF, **overrides}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def initialise(settings: Settings) -> Instance:
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    BlobStore(settings.store_dir).create_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade_database(engine)
+    with make_session_factory(engine)() as session:
+        secret = keys.initialise_instance(
+            session=session, pepper_path=settings.pepper_path, codename_kdf=settings.codename_kdf
+        )
+    engine.dispose()
+    return Instance(settings, secret)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("buzon serve exited during start-up")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open")
+
+
+@dataclass
+class LiveServer:
+    instance: Instance
+    source_url: str
+    editor_url: str
+    tmp_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.instance.settings.data_dir
+
+    def login(self, client: httpx.Client, account: EditorAccount) -> None:
+        response = client.post(
+            f"{self.editor_url}/login",
+            data={"username": account.username, "passphrase": account.passphrase, "otp": account.otp()},
+        )
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == "/"
+
+
+def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUZON_")}
+    env.update({f"BUZON_{k.upper()}": str(v) for k, v in settings.model_dump(exclude_none=True).items()})
+    env["TMPDIR"] = str(tmp_dir)
+    return env
+
+
+ServerFactory = Callable[[Instance], LiveServer]
