@@ -48,7 +48,7 @@ class TooManyFiles(SubmissionError):
 
 class EmptySubmission(SubmissionError):
     title = "There was nothing to send"
-    advice = "Please write a message or choose at least one file."
+    advice = "Nothing was saved. Please write a message or choose at least one file."
 
 
 class ServiceOffline(BuzonError):

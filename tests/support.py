@@ -134,3 +134,40 @@ def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:
 
 
 ServerFactory = Callable[[Instance], LiveServer]
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    """Every file in the ciphertext store, partial or complete."""
+    return [p for p in settings.store_dir.rglob("*") if p.is_file()]
+
+
+def row_counts(settings: Settings) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.db.models import Item, Source, Submission
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return {
+                model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+                for model in (Source, Submission, Item)
+            }
+    finally:
+        engine.dispose()
+
+
+def multipart_body(boundary: str, parts: list[tuple[str, str | None, bytes]]) -> bytes:
+    """Encode (field name, file name or None, content) parts as a browser would."""
+    out = bytearray()
+    for name, filename, content in parts:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        out += f"Content-Disposition: {disposition}\r\n".encode()
+        if filename is not None:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -70,22 +73,48 @@ def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
         raise ServiceOffline() from e
 
 
+class _RequestBody:
+    """The request body as raw ASGI messages, remembering whether it has ended.
+
+    Reading ``receive`` directly (rather than ``request.stream()``) lets a
+    refused upload drain the rest without waiting for bytes that never come.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self.ended = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.ended:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            self.ended = not message.get("more_body", False)
+            yield message.get("body", b"")
+
+    async def drain(self, limit: int) -> None:
+        dropped = 0
+        with contextlib.suppress(ClientDisconnect):
+            async for chunk in self.chunks():
+                dropped += len(chunk)
+                if dropped > limit:
+                    return
+
+
 async def _receive(request: Request, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
     """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
     declared = request.headers.get("content-length", "")
-    body_complete = False
+    body = _RequestBody(request)
     try:
         if declared.isdigit() and int(declared) > limits.max_total_bytes:
             raise SubmissionTooLarge()
-        async for chunk in request.stream():
+        async for chunk in body.chunks():
             if chunk:
                 await to_thread.run_sync(ingest.feed, chunk)
-        body_complete = True
         return await to_thread.run_sync(ingest.finish)
     except SubmissionError:
         ingest.abort()
-        if not body_complete:
-            await _drain(request)
+        await body.drain(DRAIN_LIMIT_BYTES)
         raise
     except ClientDisconnect as e:
         ingest.abort()
@@ -93,17 +122,6 @@ async def _receive(request: Request, ingest: SubmissionIngest, limits: Limits) -
     except BaseException:
         ingest.abort()
         raise
-
-
-async def _drain(request: Request) -> None:
-    dropped = 0
-    while dropped <= DRAIN_LIMIT_BYTES:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return
-        dropped += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 def _record(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:
