@@ -32,10 +32,10 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-# Test-only cross-checks need the primitives themselves; the banned-api rule
-# (TID251) exists to keep them out of application code, not out of vectors.
-import argon2.low_level  # noqa: TID251
-import nacl.bindings as sodium  # noqa: TID251
+# The vectors are built from the primitives themselves; pyproject.toml lifts the
+# banned-api rule (TID251), which keeps them out of application code, for tests/**.
+import argon2.low_level
+import nacl.bindings as sodium
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -111,7 +111,10 @@ CODENAMES: list[tuple[str, list[str]]] = [
     ),
     (
         "zoology zoom sprout unbent yonder quarrel kettle",
-        ["ZOOLOGY ZOOM SPROUT UNBENT YONDER QUARREL KETTLE", "zoology\u3000zoom\u00a0sprout unbent yonder quarrel kettle"],
+        [
+            "ZOOLOGY ZOOM SPROUT UNBENT YONDER QUARREL KETTLE",
+            "zoology\u3000zoom\u00a0sprout unbent yonder quarrel kettle",
+        ],
     ),
     ("café ﬁnal ①", ["CAFE\u0301 FINAL 1", "caf\u00e9 final 1"]),
 ]
@@ -129,7 +132,9 @@ def source_key_vectors() -> dict[str, Any]:
         reply_sk = blake2b(master, b"buzon-reply-v1")
         reply_pk = public_key(reply_sk)
         keys = crypto.derive_source_keys(codename, pepper, crypto.KdfParams(T_COST, M_COST_KIB, PARALLELISM))
-        assert keys.lookup_id == lookup and keys.reply.public == reply_pk and keys.reply.secret == reply_sk
+        assert keys.lookup_id == lookup
+        assert keys.reply.secret == reply_sk
+        assert keys.reply.public == reply_pk
         cases.append(
             {
                 "codename": codename,
@@ -156,7 +161,8 @@ def recovery_vectors() -> list[dict[str, str]]:
         rsk = blake2b(raw, b"buzon-recover-v1")
         rpk = public_key(rsk)
         kp = crypto.recovery_keypair(shown)
-        assert kp.secret == rsk and kp.public == rpk
+        assert kp.secret == rsk
+        assert kp.public == rpk
         out.append({"recovery_secret": shown, "raw": raw.hex(), "secret_key": rsk.hex(), "public_key": rpk.hex()})
     return out
 
@@ -167,10 +173,16 @@ def wrapped_key_vector() -> dict[str, Any]:
     salt = fixed("wrap salt", 16)
     nonce = fixed("wrap nonce", 24)
     wk = argon2id(unicodedata.normalize("NFC", passphrase).encode("utf-8"), salt)
-    record = struct.pack(">BIIB", 1, T_COST, M_COST_KIB, PARALLELISM) + salt + nonce + sodium.crypto_secretbox(esk, nonce, wk)
+    record = (
+        struct.pack(">BIIB", 1, T_COST, M_COST_KIB, PARALLELISM)
+        + salt
+        + nonce
+        + sodium.crypto_secretbox(esk, nonce, wk)
+    )
     assert len(record) == 98
     kp = crypto.unwrap_secret_key(record, passphrase)
-    assert kp.secret == esk and kp.public == public_key(esk)
+    assert kp.secret == esk
+    assert kp.public == public_key(esk)
     return {
         "passphrase": passphrase,
         "passphrase_nfc": unicodedata.normalize("NFC", passphrase),
@@ -201,7 +213,7 @@ def make_body(body_key: bytes, content: bytes, previous: str | None) -> bytes:
         try:
             if old[0] == 1 and len(old) == 25 + CHUNK + 17 and pull_body(body_key, old) == (expected, [3]):
                 return old
-        except Exception:  # noqa: BLE001 - anything wrong with the old body: make a new one
+        except Exception:  # anything wrong with the old body: make a new one
             pass
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, body_key)
