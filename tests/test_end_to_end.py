@@ -87,7 +87,7 @@ def test_source_pages_carry_no_script_and_strict_headers(live_server: LiveServer
         assert "<script" not in response.text.lower()
         assert "default-src 'none'" in response.headers["content-security-policy"]
         assert response.headers["cache-control"] == "no-store"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         assert "server" not in response.headers
 
 
