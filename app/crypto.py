@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 import struct
+import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,7 +112,19 @@ def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
     return nacl.hash.blake2b(data, digest_size=size, person=label, encoder=nacl.encoding.RawEncoder)
 
 
+# Each Argon2id run holds its whole memory cost (64-128 MiB by default); at
+# most this many run at once, so a flood of logins or submissions queues
+# instead of exhausting the machine's memory.
+MAX_CONCURRENT_KDF = 2
+_kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
+
+
 def _argon2id(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+    with _kdf_slots:
+        return _argon2id_unlimited(secret, salt, params)
+
+
+def _argon2id_unlimited(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
     return argon2.low_level.hash_secret_raw(
         secret,
         salt,
