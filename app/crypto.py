@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import struct
 import threading
@@ -60,6 +61,8 @@ MAX_CODENAME_CHARS = 256
 MAX_NAME_BYTES = 255
 MAX_TYPE_CHARS = 100
 
+_RECOVERY_PATTERN = re.compile(r"[A-Za-z2-7]{32}")
+_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 _TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 _ZERO_CHUNK = bytes(CHUNK_SIZE)
@@ -202,13 +205,11 @@ def generate_recovery_secret() -> str:
 
 def recovery_keypair(recovery_secret: str) -> KeyPair:
     """Derive the recovery keypair; raises DecryptionError on a malformed secret."""
-    compact = "".join(recovery_secret.split()).replace("-", "").upper()
-    if len(compact) != 32:
+    compact = "".join(recovery_secret.split()).replace("-", "")
+    # Exactly 32 base32 letters: no "=" padding, no case-folding surprises.
+    if not _RECOVERY_PATTERN.fullmatch(compact):
         raise DecryptionError()
-    try:
-        raw = base64.b32decode(compact)
-    except ValueError as e:
-        raise DecryptionError() from e
+    raw = base64.b32decode(compact.upper())
     return keypair_from_secret(_blake2b(raw, LABEL_RECOVERY))
 
 
@@ -339,7 +340,27 @@ def open_capsule(capsule: bytes, newsroom_keys: dict[bytes, KeyPair]) -> bytes:
     return data_key
 
 
+def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
+    """The schema of docs/crypto.md, which also guarantees the JSON fits 1024 bytes."""
+    fields = (metadata.kind, metadata.name, metadata.type, metadata.sha256, metadata.received)
+    if not all(isinstance(f, str) for f in fields):
+        return False
+    return (
+        metadata.kind in ("message", "file")
+        and len(metadata.name.encode("utf-8")) <= MAX_NAME_BYTES
+        and not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in metadata.name)
+        and len(metadata.type) <= MAX_TYPE_CHARS
+        and all(" " <= c <= "~" for c in metadata.type)
+        and type(metadata.size) is int
+        and metadata.size >= 0
+        and _SHA256_PATTERN.fullmatch(metadata.sha256) is not None
+        and len(metadata.received) <= 32
+    )
+
+
 def seal_metadata(data_key: bytes, metadata: EnvelopeMetadata) -> bytes:
+    if not _valid_metadata(metadata):
+        raise ValueError("metadata outside the schema of docs/crypto.md")
     document = json.dumps(metadata.__dict__, ensure_ascii=False, separators=(",", ":"))
     raw = document.encode("utf-8")
     if len(raw) > META_PLAIN_SIZE:
@@ -357,9 +378,9 @@ def open_metadata(data_key: bytes, record: bytes) -> EnvelopeMetadata:
     try:
         fields = json.loads(plain.decode("utf-8"))
         metadata = EnvelopeMetadata(**fields)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:
         raise DecryptionError() from e
-    if not isinstance(metadata.size, int) or metadata.size < 0:
+    if not _valid_metadata(metadata):
         raise DecryptionError()
     return metadata
 
@@ -367,8 +388,10 @@ def open_metadata(data_key: bytes, record: bytes) -> EnvelopeMetadata:
 class BodyWriter:
     """Encrypts a body stream chunk by chunk into ``sink`` as bytes arrive.
 
-    At most one plaintext chunk (64 KiB) is buffered, so memory stays flat
-    whatever the upload size. ``finish`` pads and writes the final chunk.
+    At most two plaintext chunks (128 KiB) are buffered: the one filling up,
+    and the last full one, held back until we know whether it is the final
+    chunk. Memory stays flat whatever the upload size. ``finish`` pads and
+    writes the final chunk.
     """
 
     def __init__(self, data_key: bytes, sink: BinaryIO) -> None:

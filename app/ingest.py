@@ -78,6 +78,11 @@ def clean_filename(raw: str) -> str:
     return encoded.decode("utf-8", errors="ignore") or "unnamed"
 
 
+def clean_content_type(raw: bytes) -> str:
+    """The declared type as printable ASCII, at most 100 characters (docs/crypto.md)."""
+    return "".join(c for c in raw.decode("latin-1") if " " <= c <= "~")[: crypto.MAX_TYPE_CHARS]
+
+
 def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -187,7 +192,7 @@ class SubmissionIngest:
         raw_filename = options.get(b"filename")
         if raw_filename is not None and part.name == FILES_FIELD:
             part.filename = raw_filename.decode("utf-8", errors="replace")
-            part.content_type = self._headers.get("content-type", b"").decode("latin-1")[: crypto.MAX_TYPE_CHARS]
+            part.content_type = clean_content_type(self._headers.get("content-type", b""))
             self._start_file(part)
         elif part.name == MESSAGE_FIELD and self._message is not None:
             raise MalformedSubmission()
