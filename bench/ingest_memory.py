@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from app.db.models import Item
 from app.db.session import make_engine, make_session_factory
 from app.settings import MIB, Settings
 from app.storage import PARTIAL_SUFFIX
-from tests.support import free_port, initialise, make_settings, server_env, wait_for_port
+from tests.support import initialise, make_settings, spawn_server, stop_server
 
 MB = 1_000_000
 LIMIT_MB = 100.0
@@ -195,43 +194,14 @@ class Server:
         tmp_dir = root / "server-tmp"
         tmp_dir.mkdir()
         self.log_path = root / "server.log"
-        source_port, editor_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{source_port}"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app",
-                    "serve",
-                    "--source-port",
-                    str(source_port),
-                    "--editor-port",
-                    str(editor_port),
-                ],
-                env=server_env(settings, tmp_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_for_port(source_port, self.process)
-            wait_for_port(editor_port, self.process)
-        except BaseException:
-            self.stop()
-            raise
+        self.process, self.url, _ = spawn_server(settings, tmp_dir, self.log_path)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_server(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

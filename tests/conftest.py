@@ -6,8 +6,6 @@ TMPDIR so tests can scan it, and are stopped when the test ends.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +17,10 @@ from tests.support import (
     Instance,
     LiveServer,
     ServerFactory,
-    free_port,
     initialise,
     make_settings,
-    server_env,
-    wait_for_port,
+    spawn_server,
+    stop_server,
 )
 
 
@@ -45,44 +42,14 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         tmp_dir = tmp_path / f"server-tmp-{len(started)}"
         tmp_dir.mkdir()
         log_path = tmp_path / f"server-{len(started)}.log"
-        source_port, editor_port = free_port(), free_port()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app",
-                    "serve",
-                    "--source-port",
-                    str(source_port),
-                    "--editor-port",
-                    str(editor_port),
-                ],
-                env=server_env(instance.settings, tmp_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = LiveServer(
-            instance,
-            f"http://127.0.0.1:{source_port}",
-            f"http://127.0.0.1:{editor_port}",
-            tmp_dir,
-            log_path,
-            process,
-        )
+        process, source_url, editor_url = spawn_server(instance.settings, tmp_dir, log_path)
+        server = LiveServer(instance, source_url, editor_url, tmp_dir, log_path, process)
         started.append(server)
-        wait_for_port(source_port, process)
-        wait_for_port(editor_port, process)
         return server
 
     yield start
     for server in started:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+        stop_server(server.process)
 
 
 @pytest.fixture

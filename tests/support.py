@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,36 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
                 return
         time.sleep(0.05)
     raise TimeoutError(f"port {port} did not open")
+
+
+def spawn_server(settings: Settings, tmp_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Start ``buzon serve`` on free ports; return the process and both base URLs."""
+    source_port, editor_port = free_port(), free_port()
+    command = [sys.executable, "-m", "app", "serve", "--source-port", str(source_port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--editor-port", str(editor_port)],
+            env=server_env(settings, tmp_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(source_port, process)
+        wait_for_port(editor_port, process)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process, f"http://127.0.0.1:{source_port}", f"http://127.0.0.1:{editor_port}"
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
