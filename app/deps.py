@@ -9,10 +9,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.templating import Jinja2Templates
 
-from app.errors import CrossOriginRequest
+from app.csrf import CsrfTokens
+from app.errors import CrossOriginRequest, FormExpired
 from app.security import is_cross_origin
 from app.settings import Settings
 from app.storage import BlobStore
+
+CSRF_FIELD = "csrf_token"
 
 
 def get_settings(request: Request) -> Settings:
@@ -45,9 +48,27 @@ def require_same_origin(request: Request) -> None:
         raise CrossOriginRequest()
 
 
+def issue_csrf_token(request: Request) -> str:
+    """The token a form on this page must send back (a Jinja global)."""
+    csrf: CsrfTokens = request.app.state.csrf
+    return csrf.issue(request.cookies.get(request.app.state.csrf_cookie, ""))
+
+
+def check_csrf(request: Request, token: str | None) -> None:
+    csrf: CsrfTokens = request.app.state.csrf
+    if not csrf.verify(request.cookies.get(request.app.state.csrf_cookie), token):
+        raise FormExpired()
+
+
+def require_csrf_query(request: Request) -> None:
+    """For multipart forms, whose token rides in the action URL so it is checked before any upload byte."""
+    check_csrf(request, request.query_params.get(CSRF_FIELD))
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 DbDep = Annotated[Session, Depends(get_db)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 SameOrigin = Depends(require_same_origin)
+CsrfQuery = Depends(require_csrf_query)

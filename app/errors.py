@@ -69,6 +69,18 @@ class CrossOriginRequest(BuzonError):
     advice = "This form must be sent from this site. Please go back, reload the page and try again."
 
 
+class FormExpired(BuzonError):
+    status_code = 403
+    title = "This form has expired"
+    advice = "Nothing was saved. Please go back, reload the page and send it again."
+
+
+class ServiceBusy(BuzonError):
+    status_code = 503
+    title = "We are busy right now"
+    advice = "Nothing was saved. Please wait a minute and try again."
+
+
 _STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}
 
 

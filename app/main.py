@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
+from app.deps import issue_csrf_token
 from app.errors import install_error_pages
 from app.security import SecurityHeadersMiddleware
 from app.settings import Settings
@@ -27,10 +29,11 @@ STATIC_DIR = PROJECT_DIR / "static"
 def _templates(interface: str) -> Jinja2Templates:
     loader = ChoiceLoader([FileSystemLoader(TEMPLATES_DIR / interface), FileSystemLoader(TEMPLATES_DIR / "shared")])
     env = Environment(loader=loader, autoescape=select_autoescape(default=True, default_for_string=True))
+    env.globals["csrf_token"] = issue_csrf_token
     return Jinja2Templates(env=env)
 
 
-def _base_app(settings: Settings, interface: str) -> FastAPI:
+def _base_app(settings: Settings, interface: str, *, csrf_cookie: str) -> FastAPI:
     # No OpenAPI or docs pages: they are scripts and third-party assets.
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -39,6 +42,12 @@ def _base_app(settings: Settings, interface: str) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.store = BlobStore(settings.store_dir)
     app.state.templates = _templates(interface)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    app.state.csrf = CsrfTokens(
+        load_or_create_secret(settings.csrf_key_path), lifetime_hours=settings.csrf_lifetime_hours
+    )
+    app.state.csrf_cookie = csrf_cookie
+    app.add_middleware(CsrfCookieMiddleware, cookie_name=csrf_cookie)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_pages(app, app.state.templates)
@@ -48,7 +57,7 @@ def _base_app(settings: Settings, interface: str) -> FastAPI:
 def create_source_app(settings: Settings) -> FastAPI:
     from app.routers import source
 
-    app = _base_app(settings, "source")
+    app = _base_app(settings, "source", csrf_cookie="buzon_csrf")
     app.include_router(source.router)
     return app
 
@@ -58,7 +67,7 @@ def create_editor_app(settings: Settings) -> FastAPI:
     from app.services.editors import Authenticator
     from app.sessions import EditorSessions
 
-    app = _base_app(settings, "editor")
+    app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)
     app.state.sessions = EditorSessions(
         idle_seconds=settings.editor_session_idle_minutes * 60,

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Tests set this to run Argon2id with toy costs; production refuses them.
     insecure_fast_kdf: bool = False
 
+    # Long enough for a slow upload over Tor to finish before its form expires.
+    csrf_lifetime_hours: int = Field(default=24, ge=1, le=24 * 7)
+
     editor_session_idle_minutes: int = Field(default=30, ge=1)
     editor_session_max_hours: int = Field(default=12, ge=1)
 
@@ -60,3 +63,7 @@ class Settings(BaseSettings):
     @property
     def pepper_path(self) -> Path:
         return self.data_dir / "pepper"
+
+    @property
+    def csrf_key_path(self) -> Path:
+        return self.data_dir / "csrf.key"

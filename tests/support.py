@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -148,13 +150,34 @@ class LiveServer:
     def data_dir(self) -> Path:
         return self.instance.settings.data_dir
 
+    def submit_url(self, client: httpx.Client, page: str = "/submit") -> str:
+        """The submission form's action, CSRF token included, as a browser would find it."""
+        form = client.get(f"{self.source_url}{page}")
+        match = re.search(r'<form method="post" action="([^"]+)" enctype="multipart/form-data"', form.text)
+        assert match is not None, form.text
+        return f"{self.source_url}{html.unescape(match.group(1))}"
+
+    def post_form(
+        self, client: httpx.Client, base: str, page: str, action: str, data: dict[str, str]
+    ) -> httpx.Response:
+        """Load ``page``, then post ``data`` to ``action`` with that page's CSRF token."""
+        token = csrf_token_in(client.get(f"{base}{page}").text)
+        return client.post(f"{base}{action}", data={**data, "csrf_token": token})
+
+    def editor_login(self, client: httpx.Client, account: EditorAccount, otp: str | None = None) -> httpx.Response:
+        data = {"username": account.username, "passphrase": account.passphrase, "otp": otp or account.otp()}
+        return self.post_form(client, self.editor_url, "/login", "/login", data)
+
     def login(self, client: httpx.Client, account: EditorAccount) -> None:
-        response = client.post(
-            f"{self.editor_url}/login",
-            data={"username": account.username, "passphrase": account.passphrase, "otp": account.otp()},
-        )
+        response = self.editor_login(client, account)
         assert response.status_code == 303, response.text
         assert response.headers["location"] == "/"
+
+
+def csrf_token_in(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match is not None, page
+    return html.unescape(match.group(1))
 
 
 def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:

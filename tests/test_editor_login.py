@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support import LiveServer, ServerFactory
+from tests.support import LiveServer, ServerFactory, csrf_token_in
 
 
 def _login(server: LiveServer, client: httpx.Client, username: str, passphrase: str, otp: str) -> httpx.Response:
-    return client.post(f"{server.editor_url}/login", data={"username": username, "passphrase": passphrase, "otp": otp})
+    data = {"username": username, "passphrase": passphrase, "otp": otp}
+    return server.post_form(client, server.editor_url, "/login", "/login", data)
 
 
 def test_wrong_passphrase_code_or_user_all_fail_alike(live_server: LiveServer, client: httpx.Client) -> None:
@@ -38,7 +39,7 @@ def test_logout_ends_the_session(live_server: LiveServer, client: httpx.Client) 
     live_server.login(client, account)
     cookie = client.cookies["buzon_editor"]
     assert client.get(f"{live_server.editor_url}/").status_code == 200
-    assert client.post(f"{live_server.editor_url}/logout").status_code == 303
+    assert live_server.post_form(client, live_server.editor_url, "/", "/logout", {}).status_code == 303
     # Replaying the old cookie after logout gets the login page, not the inbox.
     with httpx.Client(cookies={"buzon_editor": cookie}) as replay:
         assert replay.get(f"{live_server.editor_url}/").status_code == 303
@@ -65,12 +66,23 @@ def test_editor_without_grant_sees_a_clear_notice(live_server: LiveServer, clien
 
 def test_cross_site_login_is_refused(live_server: LiveServer, client: httpx.Client) -> None:
     account = live_server.instance.add_editor()
+
+    token = csrf_token_in(client.get(f"{live_server.editor_url}/login").text)
+    data = {"username": account.username, "passphrase": account.passphrase, "otp": account.otp()}
     response = client.post(
-        f"{live_server.editor_url}/login",
-        data={"username": account.username, "passphrase": account.passphrase, "otp": account.otp()},
-        headers={"Origin": "http://evil.example"},
+        f"{live_server.editor_url}/login", data={**data, "csrf_token": token}, headers={"Origin": "http://evil.example"}
     )
     assert response.status_code == 403
+    assert "buzon_editor=" not in response.headers.get("set-cookie", "")
+
+
+def test_login_without_csrf_token_is_refused(live_server: LiveServer, client: httpx.Client) -> None:
+    account = live_server.instance.add_editor()
+    client.get(f"{live_server.editor_url}/login")
+    data = {"username": account.username, "passphrase": account.passphrase, "otp": account.otp()}
+    response = client.post(f"{live_server.editor_url}/login", data=data)
+    assert response.status_code == 403
+    assert "expired" in response.text
 
 
 def test_login_form_must_be_urlencoded_and_small(live_server: LiveServer, client: httpx.Client) -> None:

@@ -44,7 +44,7 @@ def test_only_ciphertext_is_stored_and_the_editor_reads_everything(
     markers = _markers()
     content = (markers["content"] + "\n") * 5000  # ~150 KB: spans several chunks
     response = client.post(
-        f"{live_server.source_url}/submit",
+        live_server.submit_url(client),
         data={"message": f"Tip: {markers['message']}"},
         files=[
             ("files", (markers["filename"], content.encode(), "text/plain")),
@@ -82,12 +82,13 @@ def test_only_ciphertext_is_stored_and_the_editor_reads_everything(
 
 
 def test_source_pages_carry_no_script_and_strict_headers(live_server: LiveServer, client: httpx.Client) -> None:
-    for path in ("/", "/submit", "/no-such-page"):
+    for path in ("/", "/submit", "/no-such-page", "/static/style.css"):
         response = client.get(f"{live_server.source_url}{path}")
         assert "<script" not in response.text.lower()
         assert "default-src 'none'" in response.headers["content-security-policy"]
         assert response.headers["cache-control"] == "no-store"
-        assert response.headers["referrer-policy"] == "same-origin"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "etag" not in response.headers
         assert "server" not in response.headers
 
 

@@ -48,7 +48,7 @@ def small_server(tmp_path: Path, server_factory: ServerFactory) -> LiveServer:
 
 
 def _post(server: LiveServer, client: httpx.Client, body: bytes | Iterator[bytes], **headers: str) -> httpx.Response:
-    return client.post(f"{server.source_url}/submit", content=body, headers={"Content-Type": CONTENT_TYPE, **headers})
+    return client.post(server.submit_url(client), content=body, headers={"Content-Type": CONTENT_TYPE, **headers})
 
 
 def test_garbage_body_is_refused(live_server: LiveServer, client: httpx.Client) -> None:
@@ -59,7 +59,8 @@ def test_garbage_body_is_refused(live_server: LiveServer, client: httpx.Client) 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"])
 def test_wrong_content_type_is_refused(live_server: LiveServer, client: httpx.Client, content_type: str) -> None:
-    response = client.post(f"{live_server.source_url}/submit", content=b"a=b", headers={"Content-Type": content_type})
+    url = live_server.submit_url(client)
+    response = client.post(url, content=b"a=b", headers={"Content-Type": content_type})
     _assert_clear_page(response, 400, "could not be read")
     _assert_nothing_left(live_server)
 
@@ -133,13 +134,36 @@ def test_cross_site_post_is_refused(live_server: LiveServer, client: httpx.Clien
     _assert_nothing_left(live_server)
 
 
-def test_client_vanishing_mid_upload_leaves_nothing(live_server: LiveServer) -> None:
+@pytest.mark.parametrize("token", ["", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "garbage!"])
+def test_post_without_a_valid_csrf_token_is_refused(live_server: LiveServer, client: httpx.Client, token: str) -> None:
+    live_server.submit_url(client)  # the browser has its cookie, but the token is wrong
+    body = multipart_body(BOUNDARY, [("message", None, b"forged")])
+    response = client.post(
+        f"{live_server.source_url}/submit?csrf_token={token}", content=body, headers={"Content-Type": CONTENT_TYPE}
+    )
+    _assert_clear_page(response, 403, "expired")
+    _assert_nothing_left(live_server)
+
+
+def test_csrf_token_is_bound_to_the_browser_cookie(live_server: LiveServer, client: httpx.Client) -> None:
+    url = live_server.submit_url(client)
+    body = multipart_body(BOUNDARY, [("message", None, b"from another browser")])
+    with httpx.Client() as other:
+        other.get(f"{live_server.source_url}/submit")
+        response = other.post(url, content=body, headers={"Content-Type": CONTENT_TYPE})
+    _assert_clear_page(response, 403, "expired")
+    _assert_nothing_left(live_server)
+
+
+def test_client_vanishing_mid_upload_leaves_nothing(live_server: LiveServer, client: httpx.Client) -> None:
     body = multipart_body(BOUNDARY, [("files", "a.bin", b"q" * 2_000_000)])
     port = int(live_server.source_url.rsplit(":", 1)[1])
+    target = live_server.submit_url(client).removeprefix(live_server.source_url)
+    cookie = f"buzon_csrf={client.cookies['buzon_csrf']}"
     with socket.create_connection(("127.0.0.1", port)) as sock:
         head = (
-            f"POST /submit HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {CONTENT_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {CONTENT_TYPE}\r\n"
+            f"Cookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         sock.sendall(head.encode() + body[: len(body) // 2])
         time.sleep(0.5)

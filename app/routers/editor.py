@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from app import crypto
-from app.deps import DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep
+from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
 from app.errors import NotFound
 from app.forms import read_small_form
 from app.services import submissions
@@ -50,6 +50,7 @@ def login_form(request: Request, templates: TemplatesDep) -> Response:
 @router.post("/login", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def login(request: Request, templates: TemplatesDep, factory: SessionFactoryDep) -> Response:
     form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
     authenticator: Authenticator = request.app.state.authenticator
 
     def attempt() -> UnlockedEditor:
@@ -72,7 +73,8 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
 
 
 @router.post("/logout", dependencies=[SameOrigin])
-def logout(request: Request) -> Response:
+async def logout(request: Request) -> Response:
+    check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
     _sessions(request).end(request.cookies.get(COOKIE_NAME))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/")

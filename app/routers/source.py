@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect
 
-from app.deps import SameOrigin, SessionFactoryDep, SettingsDep, StoreDep, TemplatesDep
+from app.deps import CsrfQuery, SameOrigin, SessionFactoryDep, SettingsDep, StoreDep, TemplatesDep
 from app.errors import MalformedSubmission, ServiceOffline, SubmissionError, SubmissionTooLarge
 from app.ingest import Limits, SealedItem, SubmissionIngest, boundary_from_content_type
 from app.services import keys
@@ -35,7 +35,7 @@ def submit_form(request: Request, templates: TemplatesDep, settings: SettingsDep
     return templates.TemplateResponse(request, "submit.html", {"limits": _limits(settings)})
 
 
-@router.post("/submit", response_class=HTMLResponse, dependencies=[SameOrigin])
+@router.post("/submit", response_class=HTMLResponse, dependencies=[SameOrigin, CsrfQuery])
 async def submit(
     request: Request, templates: TemplatesDep, settings: SettingsDep, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
