@@ -101,6 +101,10 @@ class KeyPair:
         return f"KeyPair(public={self.public.hex()[:16]}…)"
 
 
+KINDS = ("message", "file", "reply")
+SANITISED_VALUES = ("stripped", "none-found", "unsupported", "failed", "too-large", "not-requested", "")
+
+
 @dataclass(frozen=True)
 class EnvelopeMetadata:
     kind: str
@@ -109,6 +113,7 @@ class EnvelopeMetadata:
     size: int
     sha256: str
     received: str
+    sanitised: str = ""
 
 
 def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
@@ -342,11 +347,12 @@ def open_capsule(capsule: bytes, newsroom_keys: dict[bytes, KeyPair]) -> bytes:
 
 def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
     """The schema of docs/crypto.md, which also guarantees the JSON fits 1024 bytes."""
-    fields = (metadata.kind, metadata.name, metadata.type, metadata.sha256, metadata.received)
+    fields = (metadata.kind, metadata.name, metadata.type, metadata.sha256, metadata.received, metadata.sanitised)
     if not all(isinstance(f, str) for f in fields):
         return False
     return (
-        metadata.kind in ("message", "file")
+        metadata.kind in KINDS
+        and metadata.sanitised in SANITISED_VALUES
         and len(metadata.name.encode("utf-8")) <= MAX_NAME_BYTES
         and not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in metadata.name)
         and len(metadata.type) <= MAX_TYPE_CHARS

@@ -65,11 +65,11 @@ def create_source_app(settings: Settings) -> FastAPI:
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.routers import editor
     from app.services.editors import Authenticator
-    from app.sessions import EditorSessions
+    from app.sessions import SessionStore
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)
-    app.state.sessions = EditorSessions(
+    app.state.sessions = SessionStore(
         idle_seconds=settings.editor_session_idle_minutes * 60,
         max_seconds=settings.editor_session_max_hours * 3600,
     )

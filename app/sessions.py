@@ -1,9 +1,10 @@
-"""Editor sessions, held in this process's memory only.
+"""Login sessions, held in this process's memory only.
 
 The cookie carries a random token. The server indexes sessions by a hash of
-it and keeps the unlocked newsroom keys encrypted under a key derived from it
-(docs/crypto.md, "Editor sessions"), so neither a restart nor a memory image
-without the cookie yields the keys. A restart logs every editor out.
+it and keeps the session's secret (unlocked newsroom keys for an editor, the
+reply key for a source) encrypted under a key derived from it (docs/crypto.md,
+"Editor sessions"), so neither a restart nor a memory image without the
+cookie yields the secret. A restart logs everyone out.
 """
 
 from __future__ import annotations
@@ -15,43 +16,49 @@ import time
 from dataclasses import dataclass
 
 from app import crypto
-from app.services.editors import UnlockedEditor
 
 TOKEN_SIZE = 32
-_ENTRY_SIZE = crypto.KEY_ID_SIZE + crypto.KEY_SIZE
+
+
+@dataclass(frozen=True, repr=False)
+class SessionData:
+    principal: str
+    labels: tuple[str, ...]
+    secret: bytes
+
+    def __repr__(self) -> str:
+        return f"SessionData({self.principal!r})"
 
 
 @dataclass
 class _Entry:
-    editor_id: str
-    username: str
-    is_admin: bool
-    sealed_keys: bytes
+    principal: str
+    labels: tuple[str, ...]
+    sealed_secret: bytes
     created: float
     last_seen: float
 
 
-class EditorSessions:
+class SessionStore:
+    """Sessions with an idle timeout and an absolute lifetime, in seconds."""
+
     def __init__(self, *, idle_seconds: float, max_seconds: float) -> None:
         self._idle = idle_seconds
         self._max = max_seconds
         self._entries: dict[bytes, _Entry] = {}
         self._lock = threading.Lock()
 
-    def create(self, editor: UnlockedEditor) -> str:
-        """Store an unlocked editor and return the cookie value for the session."""
+    def create(self, principal: str, secret: bytes, labels: tuple[str, ...] = ()) -> str:
+        """Store a session and return the cookie value that unlocks it."""
         token = crypto.random_token(TOKEN_SIZE)
-        packed = b"".join(kid + kp.secret for kid, kp in editor.newsroom_keys.items())
         now = time.monotonic()
-        entry = _Entry(
-            editor.editor_id, editor.username, editor.is_admin, crypto.seal_for_session(token, packed), now, now
-        )
+        entry = _Entry(principal, labels, crypto.seal_for_session(token, secret), now, now)
         with self._lock:
             self._expire(now)
             self._entries[crypto.session_id(token)] = entry
         return base64.urlsafe_b64encode(token).decode("ascii")
 
-    def get(self, cookie: str | None) -> UnlockedEditor | None:
+    def get(self, cookie: str | None) -> SessionData | None:
         token = _decode(cookie)
         if token is None:
             return None
@@ -62,12 +69,7 @@ class EditorSessions:
             if entry is None:
                 return None
             entry.last_seen = now
-        packed = crypto.open_for_session(token, entry.sealed_keys)
-        keys = {}
-        for offset in range(0, len(packed), _ENTRY_SIZE):
-            keypair = crypto.keypair_from_secret(packed[offset + crypto.KEY_ID_SIZE : offset + _ENTRY_SIZE])
-            keys[packed[offset : offset + crypto.KEY_ID_SIZE]] = keypair
-        return UnlockedEditor(entry.editor_id, entry.username, entry.is_admin, keys)
+        return SessionData(entry.principal, entry.labels, crypto.open_for_session(token, entry.sealed_secret))
 
     def end(self, cookie: str | None) -> None:
         token = _decode(cookie)
@@ -75,9 +77,9 @@ class EditorSessions:
             with self._lock:
                 self._entries.pop(crypto.session_id(token), None)
 
-    def end_all_for(self, editor_id: str) -> None:
+    def end_all_for(self, principal: str) -> None:
         with self._lock:
-            for sid in [sid for sid, e in self._entries.items() if e.editor_id == editor_id]:
+            for sid in [sid for sid, e in self._entries.items() if e.principal == principal]:
                 del self._entries[sid]
 
     def __len__(self) -> int:

@@ -14,8 +14,8 @@ from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep,
 from app.errors import NotFound
 from app.forms import read_small_form
 from app.services import submissions
-from app.services.editors import Authenticator, LoginFailed, UnlockedEditor
-from app.sessions import EditorSessions
+from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
+from app.sessions import SessionStore
 
 COOKIE_NAME = "buzon_editor"
 PAGE_SIZE = 100
@@ -27,16 +27,17 @@ class LoginRequired(Exception):
     pass
 
 
-def _sessions(request: Request) -> EditorSessions:
-    sessions: EditorSessions = request.app.state.sessions
+def _sessions(request: Request) -> SessionStore:
+    sessions: SessionStore = request.app.state.sessions
     return sessions
 
 
 def require_editor(request: Request) -> UnlockedEditor:
-    editor = _sessions(request).get(request.cookies.get(COOKIE_NAME))
-    if editor is None:
+    session = _sessions(request).get(request.cookies.get(COOKIE_NAME))
+    if session is None:
         raise LoginRequired()
-    return editor
+    username, role = session.labels
+    return UnlockedEditor(session.principal, username, role == "admin", unpack_keys(session.secret))
 
 
 CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]
@@ -68,7 +69,9 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
         context = {"failed": True, "username": form.get("username", "")}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE_NAME, _sessions(request).create(editor), httponly=True, samesite="strict", path="/")
+    labels = (editor.username, "admin" if editor.is_admin else "editor")
+    cookie = _sessions(request).create(editor.editor_id, pack_keys(editor.newsroom_keys), labels)
+    response.set_cookie(COOKIE_NAME, cookie, httponly=True, samesite="strict", path="/")
     return response
 
 

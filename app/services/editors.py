@@ -38,6 +38,22 @@ class UnlockedEditor:
         return f"UnlockedEditor({self.username!r})"
 
 
+_PACKED_KEY_SIZE = crypto.KEY_ID_SIZE + crypto.KEY_SIZE
+
+
+def pack_keys(newsroom_keys: dict[bytes, crypto.KeyPair]) -> bytes:
+    """Serialise unlocked newsroom keys for a session (key id || secret key, repeated)."""
+    return b"".join(kid + kp.secret for kid, kp in newsroom_keys.items())
+
+
+def unpack_keys(packed: bytes) -> dict[bytes, crypto.KeyPair]:
+    keys = {}
+    for offset in range(0, len(packed), _PACKED_KEY_SIZE):
+        secret = packed[offset + crypto.KEY_ID_SIZE : offset + _PACKED_KEY_SIZE]
+        keys[packed[offset : offset + crypto.KEY_ID_SIZE]] = crypto.keypair_from_secret(secret)
+    return keys
+
+
 def add_editor(
     *,
     session: Session,
