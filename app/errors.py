@@ -81,6 +81,37 @@ class ServiceBusy(BuzonError):
     advice = "Nothing was saved. Please wait a minute and try again."
 
 
+class TryLater(BuzonError):
+    status_code = 503
+    title = "Too many submissions right now"
+    advice = "Nothing was saved. This tip line limits how much it accepts each hour; please try again later."
+
+
+class FirstMessageTooShort(SubmissionError):
+    title = "Please tell us a little more"
+    advice = "Nothing was saved. A first submission needs a longer message; please go back and add some detail."
+
+
+class CodenameNotRecognised(BuzonError):
+    status_code = 401
+    title = "That codename was not recognised"
+    advice = "Check each word and try again. Codenames are never stored, so we cannot look one up for you."
+
+
+class SourceSessionExpired(BuzonError):
+    status_code = 401
+    title = "Your session has ended"
+    advice = (
+        "For your safety, sessions end after a while without activity. "
+        "Use Tor Browser's New Identity, then log in again with your codename."
+    )
+
+
+class EmptyReplyError(BuzonError):
+    title = "The reply was not sent"
+    advice = "A reply must have text, at most 100,000 characters. Please go back and try again."
+
+
 _STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}
 
 

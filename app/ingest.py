@@ -9,7 +9,6 @@ bytes arrive, and ``abort`` removes whatever was half-written.
 
 from __future__ import annotations
 
-import datetime as dt
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -17,10 +16,20 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app import crypto
-from app.errors import EmptySubmission, MalformedSubmission, MessageTooLong, SubmissionTooLarge, TooManyFiles
+from app.envelopes import utc_now, write_body
+from app.errors import (
+    EmptySubmission,
+    FirstMessageTooShort,
+    MalformedSubmission,
+    MessageTooLong,
+    SubmissionTooLarge,
+    TooManyFiles,
+)
 from app.storage import BlobStore, PendingBlob
 
 MESSAGE_FIELD = "message"
+# Hidden from people by CSS; a bot that fills every field fills this one too.
+HONEYPOT_FIELD = "website"
 FILES_FIELD = "files"
 # Small form fields (tokens, checkboxes) are kept in memory; nothing else is.
 MAX_SMALL_FIELD_BYTES = 1024
@@ -83,17 +92,22 @@ def clean_content_type(raw: bytes) -> str:
     return "".join(c for c in raw.decode("latin-1") if " " <= c <= "~")[: crypto.MAX_TYPE_CHARS]
 
 
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 class SubmissionIngest:
     """Consumes one multipart body and produces sealed envelopes.
 
     Not thread-safe; feed it from one thread at a time.
     """
 
-    def __init__(self, *, boundary: bytes, newsroom_public_key: bytes, store: BlobStore, limits: Limits) -> None:
+    def __init__(
+        self,
+        *,
+        boundary: bytes,
+        newsroom_public_key: bytes,
+        store: BlobStore,
+        limits: Limits,
+        min_message_chars: int = 0,
+    ) -> None:
+        self._min_message_chars = min_message_chars
         self._npk = newsroom_public_key
         self._store = store
         self._limits = limits
@@ -250,7 +264,7 @@ class SubmissionIngest:
             type=part.content_type,
             size=part.writer.size,
             sha256=digest,
-            received=_utc_now(),
+            received=utc_now(),
         )
         return self._sealed_item(part.data_key, metadata, part.blob_name, part.blob)
 
@@ -263,25 +277,22 @@ class SubmissionIngest:
         text = text.replace("\r\n", "\n")
         if len(text) > self._limits.max_message_chars:
             raise MessageTooLong()
+        if len(text.strip()) < self._min_message_chars:
+            raise FirstMessageTooShort()
         return text if text.strip() else ""
 
     def _seal_message(self, text: str) -> SealedItem:
-        content = text.encode("utf-8")
-        data_key = crypto.new_data_key()
-        blob_name, blob = self._store.begin()
-        self._pending.append(blob)
-        writer = crypto.BodyWriter(data_key, blob.file)
-        writer.write(content)
-        digest = writer.finish()
+        body = write_body(self._store, text.encode("utf-8"))
+        self._pending.append(body.blob)
         metadata = crypto.EnvelopeMetadata(
             kind="message",
             name="",
             type="text/plain; charset=utf-8",
-            size=len(content),
-            sha256=digest,
-            received=_utc_now(),
+            size=body.size,
+            sha256=body.sha256,
+            received=utc_now(),
         )
-        return self._sealed_item(data_key, metadata, blob_name, blob)
+        return self._sealed_item(body.data_key, metadata, body.blob_name, body.blob)
 
     def _sealed_item(
         self, data_key: bytes, metadata: crypto.EnvelopeMetadata, blob_name: str, blob: PendingBlob

@@ -13,14 +13,17 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from app.admission import Admission
 from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
 from app.errors import install_error_pages
 from app.security import SecurityHeadersMiddleware
+from app.sessions import SessionStore
 from app.settings import Settings
 from app.storage import BlobStore
 
+SOURCE_SESSION_MAX_SECONDS = 12 * 3600
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_DIR / "templates"
 STATIC_DIR = PROJECT_DIR / "static"
@@ -58,6 +61,15 @@ def create_source_app(settings: Settings) -> FastAPI:
     from app.routers import source
 
     app = _base_app(settings, "source", csrf_cookie="buzon_csrf")
+    app.state.sessions = SessionStore(
+        idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_SESSION_MAX_SECONDS
+    )
+    app.state.admission = Admission(
+        submissions=settings.max_submissions_per_hour,
+        bytes_=settings.max_bytes_per_hour,
+        new_codenames=settings.max_new_codenames_per_hour,
+        kdf_slots=settings.max_concurrent_kdf,
+    )
     app.include_router(source.router)
     return app
 
@@ -65,7 +77,6 @@ def create_source_app(settings: Settings) -> FastAPI:
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.routers import editor
     from app.services.editors import Authenticator
-    from app.sessions import SessionStore
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app import crypto
@@ -42,7 +43,10 @@ class _Entry:
 class SessionStore:
     """Sessions with an idle timeout and an absolute lifetime, in seconds."""
 
-    def __init__(self, *, idle_seconds: float, max_seconds: float) -> None:
+    def __init__(
+        self, *, idle_seconds: float, max_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
         self._idle = idle_seconds
         self._max = max_seconds
         self._entries: dict[bytes, _Entry] = {}
@@ -51,7 +55,7 @@ class SessionStore:
     def create(self, principal: str, secret: bytes, labels: tuple[str, ...] = ()) -> str:
         """Store a session and return the cookie value that unlocks it."""
         token = crypto.random_token(TOKEN_SIZE)
-        now = time.monotonic()
+        now = self._clock()
         entry = _Entry(principal, labels, crypto.seal_for_session(token, secret), now, now)
         with self._lock:
             self._expire(now)
@@ -62,7 +66,7 @@ class SessionStore:
         token = _decode(cookie)
         if token is None:
             return None
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._expire(now)
             entry = self._entries.get(crypto.session_id(token))

@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=100_000, ge=1)
     max_files_per_submission: int = Field(default=20, ge=1)
 
+    source_session_idle_minutes: int = Field(default=120, ge=1)
+    min_first_message_chars: int = Field(default=0, ge=0)
+    # Global budgets per clock hour: they refuse floods without knowing who sends them.
+    max_submissions_per_hour: int = Field(default=2000, ge=1)
+    max_bytes_per_hour: int = Field(default=50 * 1024 * MIB, ge=1024)
+    max_new_codenames_per_hour: int = Field(default=1000, ge=1)
+    max_concurrent_kdf: int = Field(default=2, ge=1, le=64)
+    kdf_wait_seconds: float = Field(default=2.0, ge=0)
+
     # Argon2id costs. Codename parameters are fixed per installation at init.
     editor_kdf_time_cost: int = Field(default=3, ge=1, le=16)
     editor_kdf_memory_kib: int = Field(default=128 * 1024, ge=8)

@@ -225,3 +225,27 @@ def multipart_body(boundary: str, parts: list[tuple[str, str | None, bytes]]) ->
         out += b"\r\n" + content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out)
+
+
+def submit_tip(
+    server: LiveServer, client: httpx.Client, message: str, files: list[tuple[str, bytes]] | None = None
+) -> httpx.Response:
+    """Post the submission form as a browser would (multipart, CSRF token from the form)."""
+    return post_multipart(client, server.submit_url(client), {"message": message}, files)
+
+
+def post_multipart(
+    client: httpx.Client, url: str, fields: dict[str, str], files: list[tuple[str, bytes]] | None = None
+) -> httpx.Response:
+    """A multipart POST even without files, which httpx would otherwise url-encode."""
+    boundary = f"----buzon{secrets.token_hex(8)}"
+    parts: list[tuple[str, str | None, bytes]] = [(k, None, v.encode()) for k, v in fields.items()]
+    parts += [("files", name, content) for name, content in files or []]
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return client.post(url, content=multipart_body(boundary, parts), headers=headers)
+
+
+def codename_in(page: str) -> str:
+    match = re.search(r'id="codename">([^<]+)<', page)
+    assert match is not None, page
+    return html.unescape(match.group(1))

@@ -93,8 +93,12 @@ def test_source_pages_carry_no_script_and_strict_headers(live_server: LiveServer
 
 
 def test_source_app_mounts_no_editor_route(live_server: LiveServer, client: httpx.Client) -> None:
-    for path in ("/login", "/logout", "/sources/x", "/items/x/download"):
+    for path in ("/sources/x", "/items/x/download", "/sources/x/reply"):
         assert client.get(f"{live_server.source_url}{path}").status_code in (404, 405)
+    login = client.get(f"{live_server.source_url}/login").text
+    assert 'name="codename"' in login
+    assert 'name="otp"' not in login
+    assert 'name="passphrase"' not in login
 
 
 def test_editor_pages_require_login(live_server: LiveServer, client: httpx.Client) -> None:

@@ -107,3 +107,18 @@ class Item(Base):
     body_size: Mapped[int] = mapped_column(BigInteger)
 
     submission: Mapped[Submission] = relationship(back_populates="items")
+
+
+class Reply(Base):
+    """A newsroom reply: one body, its key sealed to the source and to the newsroom."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    source_capsule: Mapped[bytes] = mapped_column(LargeBinary(89))
+    newsroom_capsule: Mapped[bytes] = mapped_column(LargeBinary(89))
+    sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(1065))
+    blob_name: Mapped[str] = mapped_column(String(64), unique=True)
+    body_size: Mapped[int] = mapped_column(BigInteger)
+    created_on: Mapped[dt.date] = mapped_column(Date)

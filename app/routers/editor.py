@@ -11,14 +11,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from app import crypto
 from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
-from app.errors import NotFound
+from app.errors import EmptyReplyError, NotFound
 from app.forms import read_small_form
-from app.services import submissions
+from app.services import keys, replies, submissions
 from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
 from app.sessions import SessionStore
 
 COOKIE_NAME = "buzon_editor"
 PAGE_SIZE = 100
+# A reply of 100,000 characters, url-encoded, fits with room to spare.
+MAX_REPLY_FORM_BYTES = 1024 * 1024
 
 router = APIRouter()
 
@@ -108,11 +110,41 @@ def source_page(
         opened = submissions.open_source_submissions(
             session=db, store=store, source=source, newsroom_keys=editor.newsroom_keys
         )
+        sent = replies.replies_for_editor(
+            session=db, store=store, source_id=source.id, newsroom_keys=editor.newsroom_keys
+        )
         readable = True
     except crypto.DecryptionError:
-        opened, readable = [], False
-    context = {"editor": editor, "source": source, "submissions": opened, "readable": readable}
+        opened, sent, readable = [], [], False
+    context = {"editor": editor, "source": source, "submissions": opened, "replies": sent, "readable": readable}
     return templates.TemplateResponse(request, "source.html", context)
+
+
+@router.post("/sources/{source_id}/reply", dependencies=[SameOrigin])
+async def reply(
+    request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+) -> Response:
+    form = await read_small_form(request, max_bytes=MAX_REPLY_FORM_BYTES)
+    check_csrf(request, form.get(CSRF_FIELD))
+
+    def send() -> None:
+        with factory() as session:
+            source = submissions.get_source(session=session, source_id=source_id)
+            if source is None:
+                raise NotFound()
+            replies.send_reply(
+                session=session,
+                store=store,
+                source=source,
+                text=form.get("reply", ""),
+                newsroom_public_key=keys.active_public_key(session),
+            )
+
+    try:
+        await to_thread.run_sync(send)
+    except replies.EmptyReply as e:
+        raise EmptyReplyError() from e
+    return RedirectResponse(f"/sources/{source_id}", status_code=303)
 
 
 @router.get("/items/{item_id}/download")

@@ -2,27 +2,70 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.requests import ClientDisconnect
 
-from app.deps import CsrfQuery, SameOrigin, SessionFactoryDep, SettingsDep, StoreDep, TemplatesDep
-from app.errors import MalformedSubmission, ServiceOffline, SubmissionError, SubmissionTooLarge
-from app.ingest import Limits, SealedItem, SubmissionIngest, boundary_from_content_type
-from app.services import keys
-from app.services.submissions import record_new_source_submission
+from app import crypto
+from app.admission import Admission
+from app.codenames import generate_codename
+from app.deps import (
+    CSRF_FIELD,
+    CsrfQuery,
+    DbDep,
+    SameOrigin,
+    SessionFactoryDep,
+    SettingsDep,
+    StoreDep,
+    TemplatesDep,
+    check_csrf,
+)
+from app.errors import CodenameNotRecognised, NotFound, ServiceOffline, SourceSessionExpired
+from app.forms import read_small_form
+from app.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
+from app.services import keys, replies, sources, submissions
+from app.sessions import SessionData, SessionStore
 from app.settings import Settings
+from app.upload import receive_submission
+
+COOKIE_NAME = "buzon_source"
+# A new source's codename is derived after their upload has arrived; rather
+# than lose the upload to a busy page, wait longer for a KDF slot.
+NEW_SOURCE_KDF_WAIT_SECONDS = 120.0
 
 router = APIRouter()
 
-# After a refused upload the rest of the body is read and dropped, up to this
-# much, so the browser gets to show the error page instead of a reset.
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+def _sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
+def _admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
+
+
+def optional_source(request: Request) -> SessionData | None:
+    """The logged-in source, or None; a cookie whose session ended gets the expiry page."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    session = _sessions(request).get(cookie)
+    if cookie and session is None:
+        raise SourceSessionExpired()
+    return session
+
+
+def require_source(session: Annotated[SessionData | None, Depends(optional_source)]) -> SessionData:
+    if session is None:
+        raise SourceSessionExpired()
+    return session
+
+
+MaybeSource = Annotated[SessionData | None, Depends(optional_source)]
+CurrentSource = Annotated[SessionData, Depends(require_source)]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -30,15 +73,33 @@ def index(request: Request, templates: TemplatesDep) -> Response:
     return templates.TemplateResponse(request, "index.html")
 
 
+@router.get("/tor", response_class=HTMLResponse)
+def tor_guide(request: Request, templates: TemplatesDep) -> Response:
+    return templates.TemplateResponse(request, "tor.html")
+
+
 @router.get("/submit", response_class=HTMLResponse)
-def submit_form(request: Request, templates: TemplatesDep, settings: SettingsDep) -> Response:
+def submit_form(request: Request, templates: TemplatesDep, settings: SettingsDep, source: MaybeSource) -> Response:
+    if source is not None:
+        return RedirectResponse("/home", status_code=303)
     return templates.TemplateResponse(request, "submit.html", {"limits": _limits(settings)})
 
 
 @router.post("/submit", response_class=HTMLResponse, dependencies=[SameOrigin, CsrfQuery])
 async def submit(
-    request: Request, templates: TemplatesDep, settings: SettingsDep, factory: SessionFactoryDep, store: StoreDep
+    request: Request,
+    templates: TemplatesDep,
+    settings: SettingsDep,
+    factory: SessionFactoryDep,
+    store: StoreDep,
+    source: MaybeSource,
 ) -> Response:
+    admission = _admission(request)
+    declared = request.headers.get("content-length", "")
+    admission.submissions.take()
+    admission.bytes.take(int(declared) if declared.isdigit() else 0)
+    if source is None:
+        admission.new_codenames.check()
     public_key = await to_thread.run_sync(_active_key_or_offline, factory)
     limits = _limits(settings)
     ingest = SubmissionIngest(
@@ -46,14 +107,93 @@ async def submit(
         newsroom_public_key=public_key,
         store=store,
         limits=limits,
+        min_message_chars=settings.min_first_message_chars if source is None else 0,
     )
-    items = await _receive(request, ingest, limits)
+    items = await receive_submission(request, ingest, limits)
     try:
-        codename = await to_thread.run_sync(_record, factory, settings, items)
+        if ingest.fields.get(HONEYPOT_FIELD):
+            # A bot filled the hidden field: it gets what looks like success.
+            ingest.abort()
+            return templates.TemplateResponse(request, "submitted.html", {"codename": _decoy_codename()})
+        if source is not None:
+            await to_thread.run_sync(_record_follow_up, factory, items, source.principal)
+            return templates.TemplateResponse(request, "submitted.html", {"codename": None})
+        admission.new_codenames.take()
+        codename = await to_thread.run_sync(_record_new_source, request, factory, settings, items)
     except BaseException:
         ingest.abort()
         raise
     return templates.TemplateResponse(request, "submitted.html", {"codename": codename})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, templates: TemplatesDep) -> Response:
+    return templates.TemplateResponse(request, "login.html")
+
+
+@router.post("/login", dependencies=[SameOrigin])
+async def login(request: Request, settings: SettingsDep, factory: SessionFactoryDep) -> Response:
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    codename = form.get("codename", "")
+
+    def attempt() -> tuple[str, bytes] | None:
+        with _admission(request).kdf.slot(settings.kdf_wait_seconds), factory() as session:
+            found = sources.find_source(
+                session=session,
+                codename=codename,
+                pepper=keys.load_pepper(settings.pepper_path),
+                kdf=keys.codename_kdf(session),
+            )
+            return None if found is None else (found[0].id, found[1].secret)
+
+    try:
+        found = await to_thread.run_sync(attempt)
+    except keys.NotInitialised as e:
+        raise ServiceOffline() from e
+    if found is None:
+        raise CodenameNotRecognised()
+    _sessions(request).end(request.cookies.get(COOKIE_NAME))
+    response = RedirectResponse("/home", status_code=303)
+    response.set_cookie(COOKIE_NAME, _sessions(request).create(*found), httponly=True, samesite="strict", path="/")
+    return response
+
+
+@router.get("/home", response_class=HTMLResponse)
+def home(
+    request: Request, templates: TemplatesDep, settings: SettingsDep, db: DbDep, store: StoreDep, source: CurrentSource
+) -> Response:
+    reply_keys = crypto.keypair_from_secret(source.secret)
+    opened = replies.replies_for_source(session=db, store=store, source_id=source.principal, reply_keys=reply_keys)
+    context = {"replies": opened, "limits": _limits(settings)}
+    return templates.TemplateResponse(request, "home.html", context)
+
+
+@router.post("/replies/{reply_id}/delete", dependencies=[SameOrigin])
+async def delete_reply(
+    request: Request, reply_id: str, factory: SessionFactoryDep, store: StoreDep, source: CurrentSource
+) -> Response:
+    check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
+
+    def delete() -> bool:
+        with factory() as session:
+            return replies.delete_reply(session=session, store=store, source_id=source.principal, reply_id=reply_id)
+
+    if not await to_thread.run_sync(delete):
+        raise NotFound()
+    return RedirectResponse("/home", status_code=303)
+
+
+@router.post("/logout", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def logout(request: Request, templates: TemplatesDep) -> Response:
+    check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
+    _sessions(request).end(request.cookies.get(COOKIE_NAME))
+    response = templates.TemplateResponse(request, "logged_out.html")
+    response.delete_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+# --- helpers ---------------------------------------------------------------------------
 
 
 def _limits(settings: Settings) -> Limits:
@@ -73,62 +213,25 @@ def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
         raise ServiceOffline() from e
 
 
-class _RequestBody:
-    """The request body as raw ASGI messages, remembering whether it has ended.
-
-    Reading ``receive`` directly (rather than ``request.stream()``) lets a
-    refused upload drain the rest without waiting for bytes that never come.
-    """
-
-    def __init__(self, request: Request) -> None:
-        self._receive = request.receive
-        self.ended = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while not self.ended:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            self.ended = not message.get("more_body", False)
-            yield message.get("body", b"")
-
-    async def drain(self, limit: int) -> None:
-        dropped = 0
-        with contextlib.suppress(ClientDisconnect):
-            async for chunk in self.chunks():
-                dropped += len(chunk)
-                if dropped > limit:
-                    return
-
-
-async def _receive(request: Request, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
-    """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
-    declared = request.headers.get("content-length", "")
-    body = _RequestBody(request)
-    try:
-        if declared.isdigit() and int(declared) > limits.max_total_bytes:
-            raise SubmissionTooLarge()
-        async for chunk in body.chunks():
-            if chunk:
-                await to_thread.run_sync(ingest.feed, chunk)
-        return await to_thread.run_sync(ingest.finish)
-    except SubmissionError:
-        ingest.abort()
-        await body.drain(DRAIN_LIMIT_BYTES)
-        raise
-    except ClientDisconnect as e:
-        ingest.abort()
-        raise MalformedSubmission() from e
-    except BaseException:
-        ingest.abort()
-        raise
-
-
-def _record(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:
-    with factory() as session:
-        return record_new_source_submission(
+def _record_new_source(
+    request: Request, factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]
+) -> str:
+    with _admission(request).kdf.slot(NEW_SOURCE_KDF_WAIT_SECONDS), factory() as session:
+        return submissions.record_new_source_submission(
             session=session,
             items=items,
             pepper=keys.load_pepper(settings.pepper_path),
             kdf=keys.codename_kdf(session),
         )
+
+
+def _record_follow_up(factory: sessionmaker[Session], items: list[SealedItem], source_id: str) -> None:
+    with factory() as session:
+        try:
+            submissions.record_follow_up(session=session, items=items, source_id=source_id)
+        except submissions.SourceGone as e:
+            raise SourceSessionExpired() from e
+
+
+def _decoy_codename() -> str:
+    return generate_codename()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app import crypto
 from app.codenames import generate_codename, generate_designation
 from app.db.models import Item, Source, Submission
+from app.envelopes import read_body
 from app.ingest import SealedItem
 from app.storage import BlobStore
 
@@ -46,6 +47,23 @@ def record_new_source_submission(
         item.blob.commit()
     session.commit()
     return codename
+
+
+class SourceGone(Exception):
+    """The source was deleted while they were logged in."""
+
+
+def record_follow_up(*, session: Session, items: list[SealedItem], source_id: str) -> None:
+    """Store ``items`` as a new submission of a logged-in source."""
+    source = session.get(Source, source_id)
+    if source is None:
+        raise SourceGone()
+    today = _today()
+    source.last_submission_on = today
+    _add_submission(session=session, source=source, items=items, today=today)
+    for item in items:
+        item.blob.commit()
+    session.commit()
 
 
 def _add_submission(*, session: Session, source: Source, items: list[SealedItem], today: dt.date) -> None:
@@ -138,9 +156,7 @@ def _open_item(item: Item, store: BlobStore, newsroom_keys: dict[bytes, crypto.K
     metadata = crypto.open_metadata(data_key, item.sealed_metadata)
     text = None
     if item.kind == "message" and metadata.size <= MAX_INLINE_MESSAGE_BYTES:
-        with store.open(item.blob_name) as body:
-            raw = b"".join(crypto.read_body(data_key, body, metadata.size))
-        text = raw.decode("utf-8", errors="replace")
+        text = read_body(store, item.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
     return OpenedItem(id=item.id, kind=item.kind, metadata=metadata, text=text)
 
 

@@ -1,0 +1,104 @@
+"""Replies from the newsroom to a source (docs/crypto.md, "Replies")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.db.models import Reply, Source
+from app.envelopes import read_body, utc_now, write_body
+from app.storage import BlobStore
+
+MAX_REPLY_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class OpenedReply:
+    id: str
+    text: str
+    received: str
+
+
+class EmptyReply(ValueError):
+    pass
+
+
+def send_reply(*, session: Session, store: BlobStore, source: Source, text: str, newsroom_public_key: bytes) -> None:
+    """Encrypt ``text`` once, sealing its key to the source and to the newsroom."""
+    text = text.replace("\r\n", "\n")
+    if not text.strip() or len(text) > MAX_REPLY_CHARS:
+        raise EmptyReply()
+    body = write_body(store, text.encode("utf-8"))
+    try:
+        metadata = crypto.EnvelopeMetadata(
+            kind="reply",
+            name="",
+            type="text/plain; charset=utf-8",
+            size=body.size,
+            sha256=body.sha256,
+            received=utc_now(),
+        )
+        session.add(
+            Reply(
+                id=secrets.token_hex(16),
+                source_id=source.id,
+                source_capsule=crypto.make_capsule(source.reply_public_key, body.data_key),
+                newsroom_capsule=crypto.make_capsule(newsroom_public_key, body.data_key),
+                sealed_metadata=crypto.seal_metadata(body.data_key, metadata),
+                blob_name=body.blob_name,
+                body_size=crypto.body_size(body.size),
+                created_on=dt.datetime.now(dt.UTC).date(),
+            )
+        )
+        body.blob.commit()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        body.blob.discard()
+        raise
+
+
+def _open(store: BlobStore, reply: Reply, capsule: bytes, keys: dict[bytes, crypto.KeyPair]) -> OpenedReply:
+    data_key = crypto.open_capsule(capsule, keys)
+    metadata = crypto.open_metadata(data_key, reply.sealed_metadata)
+    if metadata.kind != "reply":
+        raise crypto.DecryptionError()
+    text = read_body(store, reply.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
+    return OpenedReply(id=reply.id, text=text, received=metadata.received)
+
+
+def _replies(session: Session, source_id: str) -> list[Reply]:
+    return list(session.scalars(select(Reply).where(Reply.source_id == source_id)))
+
+
+def replies_for_source(
+    *, session: Session, store: BlobStore, source_id: str, reply_keys: crypto.KeyPair
+) -> list[OpenedReply]:
+    """A source's replies, newest first, opened with the key from their codename."""
+    keys = {crypto.key_id(reply_keys.public): reply_keys}
+    opened = [_open(store, r, r.source_capsule, keys) for r in _replies(session, source_id)]
+    return sorted(opened, key=lambda r: r.received, reverse=True)
+
+
+def replies_for_editor(
+    *, session: Session, store: BlobStore, source_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
+) -> list[OpenedReply]:
+    opened = [_open(store, r, r.newsroom_capsule, newsroom_keys) for r in _replies(session, source_id)]
+    return sorted(opened, key=lambda r: r.received)
+
+
+def delete_reply(*, session: Session, store: BlobStore, source_id: str, reply_id: str) -> bool:
+    """Delete one of this source's replies: row first, then the body."""
+    reply = session.get(Reply, reply_id)
+    if reply is None or reply.source_id != source_id:
+        return False
+    blob_name = reply.blob_name
+    session.delete(reply)
+    session.commit()
+    store.delete(blob_name)
+    return True

@@ -1,0 +1,67 @@
+"""Receiving a submission body: fed to the ingest as it arrives, drained if refused."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from anyio import to_thread
+from starlette.requests import ClientDisconnect, Request
+
+from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge
+from app.ingest import Limits, SealedItem, SubmissionIngest
+
+# After a refused upload the rest of the body is read and dropped, up to this
+# much, so the browser gets to show the error page instead of a reset.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+class _RequestBody:
+    """The request body as raw ASGI messages, remembering whether it has ended.
+
+    Reading ``receive`` directly (rather than ``request.stream()``) lets a
+    refused upload drain the rest without waiting for bytes that never come.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self.ended = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.ended:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            self.ended = not message.get("more_body", False)
+            yield message.get("body", b"")
+
+    async def drain(self, limit: int) -> None:
+        dropped = 0
+        with contextlib.suppress(ClientDisconnect):
+            async for chunk in self.chunks():
+                dropped += len(chunk)
+                if dropped > limit:
+                    return
+
+
+async def receive_submission(request: Request, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
+    """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
+    declared = request.headers.get("content-length", "")
+    body = _RequestBody(request)
+    try:
+        if declared.isdigit() and int(declared) > limits.max_total_bytes:
+            raise SubmissionTooLarge()
+        async for chunk in body.chunks():
+            if chunk:
+                await to_thread.run_sync(ingest.feed, chunk)
+        return await to_thread.run_sync(ingest.finish)
+    except SubmissionError:
+        ingest.abort()
+        await body.drain(DRAIN_LIMIT_BYTES)
+        raise
+    except ClientDisconnect as e:
+        ingest.abort()
+        raise MalformedSubmission() from e
+    except BaseException:
+        ingest.abort()
+        raise
