@@ -25,11 +25,13 @@ from app.errors import (
     SubmissionTooLarge,
     TooManyFiles,
 )
+from app.filebody import FileBody, StripPolicy
 from app.storage import BlobStore, PendingBlob
 
 MESSAGE_FIELD = "message"
 # Hidden from people by CSS; a bot that fills every field fills this one too.
 HONEYPOT_FIELD = "website"
+STRIP_FIELD = "strip_metadata"
 FILES_FIELD = "files"
 # Small form fields (tokens, checkboxes) are kept in memory; nothing else is.
 MAX_SMALL_FIELD_BYTES = 1024
@@ -43,6 +45,7 @@ class Limits:
     max_total_bytes: int
     max_message_chars: int
     max_files: int
+    max_strip_bytes: int = 0
 
 
 @dataclass
@@ -63,10 +66,7 @@ class _Part:
     filename: str | None = None
     content_type: str = ""
     data: bytearray = field(default_factory=bytearray)
-    writer: crypto.BodyWriter | None = None
-    data_key: bytes = b""
-    blob_name: str = ""
-    blob: PendingBlob | None = None
+    body: FileBody | None = None
 
 
 def boundary_from_content_type(content_type: str | None) -> bytes:
@@ -106,7 +106,9 @@ class SubmissionIngest:
         store: BlobStore,
         limits: Limits,
         min_message_chars: int = 0,
+        strip: StripPolicy | None = None,
     ) -> None:
+        self._strip = strip
         self._min_message_chars = min_message_chars
         self._npk = newsroom_public_key
         self._store = store
@@ -121,8 +123,11 @@ class SubmissionIngest:
         self._header_bytes = 0
         self.items: list[SealedItem] = []
         self.fields: dict[str, str] = {}
+        # (file name, what happened to its hidden metadata), for the receipt page.
+        self.sanitised: list[tuple[str, str]] = []
         self._message: bytes | None = None
         self._pending: list[PendingBlob] = []
+        self._bodies: list[FileBody] = []
         self._parser = MultipartParser(
             boundary,
             callbacks={
@@ -166,6 +171,9 @@ class SubmissionIngest:
 
     def abort(self) -> None:
         """Remove every body this submission started; safe to call twice."""
+        for body in self._bodies:
+            body.discard()
+        self._bodies.clear()
         for blob in self._pending:
             blob.discard()
         self._pending.clear()
@@ -219,15 +227,15 @@ class SubmissionIngest:
         self._files += 1
         if self._files > self._limits.max_files:
             raise TooManyFiles()
-        part.data_key = crypto.new_data_key()
-        part.blob_name, part.blob = self._store.begin()
-        self._pending.append(part.blob)
-        part.writer = crypto.BodyWriter(part.data_key, part.blob.file)
+        # Stripping is asked for by a checkbox that the form puts before the files.
+        strip = self._strip if self.fields.get(STRIP_FIELD) else None
+        part.body = FileBody(self._store, strip)
+        self._bodies.append(part.body)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
-        if part.writer is not None:
-            part.writer.write(data[start:end])
+        if part.body is not None:
+            part.body.write(data[start:end])
             return
         if part.filename is not None:
             if end > start:  # bytes for a file input that had no name
@@ -242,7 +250,7 @@ class SubmissionIngest:
 
     def _on_part_end(self) -> None:
         part = self._part
-        if part.writer is not None and part.blob is not None:
+        if part.body is not None:
             self.items.append(self._seal_file(part))
         elif part.name == MESSAGE_FIELD:
             self._message = bytes(part.data)
@@ -255,18 +263,21 @@ class SubmissionIngest:
     # -- sealing ------------------------------------------------------------------------------
 
     def _seal_file(self, part: _Part) -> SealedItem:
-        assert part.writer is not None
-        assert part.blob is not None
-        digest = part.writer.finish()
+        assert part.body is not None
+        done = part.body.finish()
+        self._bodies.remove(part.body)
+        self._pending.append(done.blob)
         metadata = crypto.EnvelopeMetadata(
             kind="file",
             name=clean_filename(part.filename or ""),
             type=part.content_type,
-            size=part.writer.size,
-            sha256=digest,
+            size=done.size,
+            sha256=done.sha256,
             received=utc_now(),
+            sanitised=done.sanitised,
         )
-        return self._sealed_item(part.data_key, metadata, part.blob_name, part.blob)
+        self.sanitised.append((metadata.name, done.sanitised))
+        return self._sealed_item(done.data_key, metadata, done.blob_name, done.blob)
 
     def _message_text(self) -> str:
         try:

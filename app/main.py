@@ -18,12 +18,15 @@ from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
 from app.errors import install_error_pages
+from app.filebody import MemoryBudget, StripPolicy
 from app.security import SecurityHeadersMiddleware
 from app.sessions import SessionStore
 from app.settings import Settings
 from app.storage import BlobStore
 
 SOURCE_SESSION_MAX_SECONDS = 12 * 3600
+# An upload waits this long for strip-buffer memory before it is refused.
+STRIP_BUDGET_WAIT_SECONDS = 120.0
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_DIR / "templates"
 STATIC_DIR = PROJECT_DIR / "static"
@@ -69,6 +72,10 @@ def create_source_app(settings: Settings) -> FastAPI:
         bytes_=settings.max_bytes_per_hour,
         new_codenames=settings.max_new_codenames_per_hour,
         kdf_slots=settings.max_concurrent_kdf,
+    )
+    app.state.strip_policy = StripPolicy(
+        max_bytes=settings.max_strip_bytes,
+        budget=MemoryBudget(settings.strip_memory_budget_bytes, wait_seconds=STRIP_BUDGET_WAIT_SECONDS),
     )
     app.include_router(source.router)
     return app

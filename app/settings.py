@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=100_000, ge=1)
     max_files_per_submission: int = Field(default=20, ge=1)
 
+    # Files up to this size are held in memory to strip hidden metadata; larger
+    # ones are stored as sent (the form says so). The budget caps all buffers.
+    max_strip_bytes: int = Field(default=32 * MIB, ge=0, le=64 * MIB)
+    strip_memory_budget_bytes: int = Field(default=320 * MIB, ge=0)
     source_session_idle_minutes: int = Field(default=120, ge=1)
     min_first_message_chars: int = Field(default=0, ge=0)
     # Global budgets per clock hour: they refuse floods without knowing who sends them.
@@ -45,6 +49,12 @@ class Settings(BaseSettings):
 
     editor_session_idle_minutes: int = Field(default=30, ge=1)
     editor_session_max_hours: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _budget_holds_one_file(self) -> Settings:
+        if self.strip_memory_budget_bytes < self.max_strip_bytes:
+            raise ValueError("strip_memory_budget_bytes must be at least max_strip_bytes")
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_kdf(self) -> Settings:

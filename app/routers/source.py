@@ -32,6 +32,8 @@ from app.settings import Settings
 from app.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
+# Outcomes the source should hear about: hidden data may still be in these files.
+UNSTRIPPED = ("unsupported", "failed", "too-large")
 # A new source's codename is derived after their upload has arrived; rather
 # than lose the upload to a busy page, wait longer for a KDF slot.
 NEW_SOURCE_KDF_WAIT_SECONDS = 120.0
@@ -108,6 +110,7 @@ async def submit(
         store=store,
         limits=limits,
         min_message_chars=settings.min_first_message_chars if source is None else 0,
+        strip=request.app.state.strip_policy,
     )
     items = await receive_submission(request, ingest, limits)
     try:
@@ -117,13 +120,16 @@ async def submit(
             return templates.TemplateResponse(request, "submitted.html", {"codename": _decoy_codename()})
         if source is not None:
             await to_thread.run_sync(_record_follow_up, factory, items, source.principal)
-            return templates.TemplateResponse(request, "submitted.html", {"codename": None})
-        admission.new_codenames.take()
-        codename = await to_thread.run_sync(_record_new_source, request, factory, settings, items)
+            codename = None
+        else:
+            admission.new_codenames.take()
+            codename = await to_thread.run_sync(_record_new_source, request, factory, settings, items)
     except BaseException:
         ingest.abort()
         raise
-    return templates.TemplateResponse(request, "submitted.html", {"codename": codename})
+    unstripped = [name for name, outcome in ingest.sanitised if outcome in UNSTRIPPED]
+    context = {"codename": codename, "unstripped": unstripped}
+    return templates.TemplateResponse(request, "submitted.html", context)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -201,6 +207,7 @@ def _limits(settings: Settings) -> Limits:
         max_total_bytes=settings.max_submission_bytes,
         max_message_chars=settings.max_message_chars,
         max_files=settings.max_files_per_submission,
+        max_strip_bytes=settings.max_strip_bytes,
     )
 
 
