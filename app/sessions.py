@@ -43,9 +43,7 @@ class _Entry:
 class SessionStore:
     """Sessions with an idle timeout and an absolute lifetime, in seconds."""
 
-    def __init__(
-        self, *, idle_seconds: float, max_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, idle_seconds: float, max_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._idle = idle_seconds
         self._max = max_seconds
