@@ -7,7 +7,9 @@ from functools import cache
 from pathlib import Path
 
 CODENAME_WORDS = 7
-_WORDLIST = Path(__file__).parent / "wordlists" / "eff_large.txt"
+_WORDLISTS = Path(__file__).parent / "wordlists"
+# Sizes, sources and licences: docs/wordlists.md. Each gives at least 90 bits in 7 words.
+WORDLIST_SIZES = {"en": 7776, "es": 8192, "fr": 7775, "pt_BR": 7776}
 
 # Designations only need to tell sources apart on an editor's screen; they are
 # random, so they say nothing about the source or the order of arrival.
@@ -28,16 +30,18 @@ walrus weasel wombat wren yak zebra
 
 
 @cache
-def wordlist() -> tuple[str, ...]:
-    words = tuple(_WORDLIST.read_text(encoding="utf-8").split())
-    if len(words) != 7776 or len(set(words)) != 7776:
-        raise RuntimeError("the EFF large wordlist is damaged")
+def wordlist(language: str = "en") -> tuple[str, ...]:
+    """The codename words for ``language``, falling back to English (the EFF large list)."""
+    language = language if language in WORDLIST_SIZES else "en"
+    words = tuple((_WORDLISTS / f"{language}.txt").read_text(encoding="utf-8").split())
+    if len(words) != WORDLIST_SIZES[language] or len(set(words)) != len(words):
+        raise RuntimeError(f"the {language} codename wordlist is damaged")
     return words
 
 
-def generate_codename(words: int = CODENAME_WORDS) -> str:
+def generate_codename(language: str = "en", words: int = CODENAME_WORDS) -> str:
     """A fresh codename: ``words`` words, each chosen uniformly with ``secrets``."""
-    pool = wordlist()
+    pool = wordlist(language)
     return " ".join(secrets.choice(pool) for _ in range(words))
 
 
