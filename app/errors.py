@@ -10,13 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from app.i18n import N_
+
 
 class BuzonError(Exception):
     """Base of errors that end in a page the user is meant to read."""
 
     status_code = 400
-    title = "Something went wrong"
-    advice = "Nothing was saved. Please go back and try again."
+    title = N_("Something went wrong")
+    advice = N_("Nothing was saved. Please go back and try again.")
 
 
 class SubmissionError(BuzonError):
@@ -24,92 +26,92 @@ class SubmissionError(BuzonError):
 
 
 class MalformedSubmission(SubmissionError):
-    title = "The submission could not be read"
-    advice = "It may have been cut off in transit. Nothing was saved; please go back and send it again."
+    title = N_("The submission could not be read")
+    advice = N_("It may have been cut off in transit. Nothing was saved; please go back and send it again.")
 
 
 class SubmissionTooLarge(SubmissionError):
     status_code = 413
-    title = "The submission is too large"
-    advice = "Nothing was saved. Please send fewer or smaller files, perhaps in several submissions."
+    title = N_("The submission is too large")
+    advice = N_("Nothing was saved. Please send fewer or smaller files, perhaps in several submissions.")
 
 
 class MessageTooLong(SubmissionError):
     status_code = 413
-    title = "The message is too long"
-    advice = "Nothing was saved. Please shorten the message, or attach it as a file."
+    title = N_("The message is too long")
+    advice = N_("Nothing was saved. Please shorten the message, or attach it as a file.")
 
 
 class TooManyFiles(SubmissionError):
     status_code = 413
-    title = "Too many files"
-    advice = "Nothing was saved. Please send the files over several submissions."
+    title = N_("Too many files")
+    advice = N_("Nothing was saved. Please send the files over several submissions.")
 
 
 class EmptySubmission(SubmissionError):
-    title = "There was nothing to send"
-    advice = "Nothing was saved. Please write a message or choose at least one file."
+    title = N_("There was nothing to send")
+    advice = N_("Nothing was saved. Please write a message or choose at least one file.")
 
 
 class ServiceOffline(BuzonError):
     status_code = 503
-    title = "This tip line is temporarily offline"
-    advice = "Nothing was saved. Please try again later."
+    title = N_("This tip line is temporarily offline")
+    advice = N_("Nothing was saved. Please try again later.")
 
 
 class NotFound(BuzonError):
     status_code = 404
-    title = "Page not found"
-    advice = "The address may be mistyped, or the item was deleted."
+    title = N_("Page not found")
+    advice = N_("The address may be mistyped, or the item was deleted.")
 
 
 class CrossOriginRequest(BuzonError):
     status_code = 403
-    title = "Request refused"
-    advice = "This form must be sent from this site. Please go back, reload the page and try again."
+    title = N_("Request refused")
+    advice = N_("This form must be sent from this site. Please go back, reload the page and try again.")
 
 
 class FormExpired(BuzonError):
     status_code = 403
-    title = "This form has expired"
-    advice = "Nothing was saved. Please go back, reload the page and send it again."
+    title = N_("This form has expired")
+    advice = N_("Nothing was saved. Please go back, reload the page and send it again.")
 
 
 class ServiceBusy(BuzonError):
     status_code = 503
-    title = "We are busy right now"
-    advice = "Nothing was saved. Please wait a minute and try again."
+    title = N_("We are busy right now")
+    advice = N_("Nothing was saved. Please wait a minute and try again.")
 
 
 class TryLater(BuzonError):
     status_code = 503
-    title = "Too many submissions right now"
-    advice = "Nothing was saved. This tip line limits how much it accepts each hour; please try again later."
+    title = N_("Too many submissions right now")
+    advice = N_("Nothing was saved. This tip line limits how much it accepts each hour; please try again later.")
 
 
 class FirstMessageTooShort(SubmissionError):
-    title = "Please tell us a little more"
-    advice = "Nothing was saved. A first submission needs a longer message; please go back and add some detail."
+    title = N_("Please tell us a little more")
+    advice = N_("Nothing was saved. A first submission needs a longer message; please go back and add some detail.")
 
 
 class CodenameNotRecognised(BuzonError):
     status_code = 401
-    title = "That codename was not recognised"
-    advice = "Check each word and try again. Codenames are never stored, so we cannot look one up for you."
+    title = N_("That codename was not recognised")
+    advice = N_("Check each word and try again. Codenames are never stored, so we cannot look one up for you.")
 
 
 class SourceSessionExpired(BuzonError):
     status_code = 401
-    title = "Your session has ended"
-    advice = (
+    title = N_("Your session has ended")
+    advice = N_(
         "For your safety, sessions end after a while without activity. "
         "Use Tor Browser's New Identity, then log in again with your codename."
     )
 
 
 class EmptyReplyError(BuzonError):
-    title = "The reply was not sent"
-    advice = "A reply must have text, at most 100,000 characters. Please go back and try again."
+    title = N_("The reply was not sent")
+    advice = N_("A reply must have text, at most 100,000 characters. Please go back and try again.")
 
 
 _STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}

@@ -13,13 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from app import i18n
 from app.admission import Admission
 from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
 from app.errors import install_error_pages
 from app.filebody import MemoryBudget, StripPolicy
-from app.security import SecurityHeadersMiddleware
+from app.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
 from app.sessions import SessionStore
 from app.settings import Settings
 from app.storage import BlobStore
@@ -34,8 +35,18 @@ STATIC_DIR = PROJECT_DIR / "static"
 
 def _templates(interface: str) -> Jinja2Templates:
     loader = ChoiceLoader([FileSystemLoader(TEMPLATES_DIR / interface), FileSystemLoader(TEMPLATES_DIR / "shared")])
-    env = Environment(loader=loader, autoescape=select_autoescape(default=True, default_for_string=True))
-    env.globals["csrf_token"] = issue_csrf_token
+    env = Environment(
+        loader=loader,
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        csrf_token=issue_csrf_token,
+        current_locale=i18n.current_locale,
+        html_lang=i18n.html_lang,
+        text_direction=i18n.text_direction,
+    )
     return Jinja2Templates(env=env)
 
 
@@ -64,6 +75,13 @@ def create_source_app(settings: Settings) -> FastAPI:
     from app.routers import source
 
     app = _base_app(settings, "source", csrf_cookie="buzon_csrf")
+    app.add_middleware(OnionLocationMiddleware, onion_address=settings.onion_address)
+    app.add_middleware(i18n.LocaleMiddleware)
+    app.state.templates.env.globals.update(
+        locale_names=i18n.LOCALE_NAMES,
+        onion_address=settings.onion_address,
+        off_onion=lambda request: is_off_onion(request.headers, settings.onion_address),
+    )
     app.state.sessions = SessionStore(
         idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_SESSION_MAX_SECONDS
     )

@@ -64,3 +64,32 @@ class SecurityHeadersMiddleware:
 
 def is_unsafe_method(method: str) -> bool:
     return method.upper() not in _SAFE_METHODS
+
+
+def is_off_onion(headers: Headers, onion_address: str | None) -> bool:
+    """True when an onion address is configured but this request came by another name."""
+    if not onion_address:
+        return False
+    host = headers.get("host", "").rsplit(":", 1)[0].lower()
+    return host != onion_address
+
+
+class OnionLocationMiddleware:
+    """Points Tor Browser at the onion address when a page is served by another name."""
+
+    def __init__(self, app: ASGIApp, *, onion_address: str | None) -> None:
+        self.app = app
+        self.onion_address = onion_address
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_off_onion(Headers(scope=scope), self.onion_address):
+            await self.app(scope, receive, send)
+            return
+        location = f"http://{self.onion_address}{scope['path']}"
+
+        async def send_with_location(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Onion-Location"] = location
+            await send(message)
+
+        await self.app(scope, receive, send_with_location)

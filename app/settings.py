@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUZON_", frozen=True, extra="forbid")
 
     data_dir: Path = Path("buzon-data")
+    # The source interface's v3 onion name; pages reached by any other name warn.
+    onion_address: str | None = Field(default=None, pattern=r"^[a-z2-7]{56}\.onion$")
     database_url: str | None = None
     max_submission_bytes: int = Field(default=500 * MIB, ge=1024)
     max_message_chars: int = Field(default=100_000, ge=1)

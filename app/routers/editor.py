@@ -82,7 +82,7 @@ async def logout(request: Request) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
     _sessions(request).end(request.cookies.get(COOKIE_NAME))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response
 
 

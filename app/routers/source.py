@@ -195,7 +195,7 @@ async def logout(request: Request, templates: TemplatesDep) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
     _sessions(request).end(request.cookies.get(COOKIE_NAME))
     response = templates.TemplateResponse(request, "logged_out.html")
-    response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response
 
 
