@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import crypto
+from app import crypto, i18n
 from app.admission import Admission
 from app.codenames import generate_codename
 from app.deps import (
@@ -229,6 +229,7 @@ def _record_new_source(
             items=items,
             pepper=keys.load_pepper(settings.pepper_path),
             kdf=keys.codename_kdf(session),
+            language=i18n.current_locale(),
         )
 
 

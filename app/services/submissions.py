@@ -23,14 +23,14 @@ def _today() -> dt.date:
 
 
 def record_new_source_submission(
-    *, session: Session, items: list[SealedItem], pepper: bytes, kdf: crypto.KdfParams
+    *, session: Session, items: list[SealedItem], pepper: bytes, kdf: crypto.KdfParams, language: str = "en"
 ) -> str:
     """Store ``items`` under a brand-new source and return its codename.
 
     The bodies are moved into place before the rows commit; if anything fails
     the caller aborts the ingest, which deletes them again.
     """
-    codename = generate_codename()
+    codename = generate_codename(language)
     keys = crypto.derive_source_keys(codename, pepper, kdf)
     today = _today()
     source = Source(
