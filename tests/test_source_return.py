@@ -175,3 +175,26 @@ def test_login_flood_gets_busy_pages_and_the_form_stays_up(
     assert 503 in statuses
     assert 401 in statuses
     assert set(statuses) <= {401, 503}
+
+
+def test_new_codename_budget_still_lets_known_sources_in(tmp_path: Path, server_factory: ServerFactory) -> None:
+    server = server_factory(initialise(make_settings(tmp_path / "d", max_new_codenames_per_hour=1)))
+    with httpx.Client() as client:
+        codename = codename_in(submit_tip(server, client, "first source").text)
+        with httpx.Client() as second:
+            refused = submit_tip(server, second, "second source")
+        assert refused.status_code == 503
+        assert "try again later" in refused.text
+        _source_login(server, client, codename)
+        assert post_multipart(client, server.submit_url(client, "/home"), {"message": "more"}).status_code == 200
+    assert row_counts(server.instance.settings) == {"sources": 1, "submissions": 2, "items": 2}
+
+
+def test_byte_budget_refuses_before_reading(tmp_path: Path, server_factory: ServerFactory) -> None:
+    server = server_factory(initialise(make_settings(tmp_path / "d", max_bytes_per_hour=100_000)))
+    with httpx.Client() as client:
+        assert submit_tip(server, client, "small", [("a.bin", b"a" * 40_000)]).status_code == 200
+        refused = submit_tip(server, client, "too much this hour", [("b.bin", b"b" * 80_000)])
+    assert refused.status_code == 503
+    assert row_counts(server.instance.settings)["submissions"] == 1
+    assert len(stored_files(server.instance.settings)) == 2  # the message and the file of the first
