@@ -411,13 +411,23 @@ class BodyWriter:
         self.size = 0
         sink.write(bytes([VERSION]) + header)
 
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        self._hash.update(data)
-        self._buffer += data
-        while len(self._buffer) >= CHUNK_SIZE:
-            self._queue(bytes(self._buffer[:CHUNK_SIZE]))
-            del self._buffer[:CHUNK_SIZE]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self.size += len(view)
+        self._hash.update(view)
+        if self._buffer:
+            # Top up the partial chunk first; slicing a memoryview copies nothing.
+            room = CHUNK_SIZE - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) < CHUNK_SIZE:
+                return
+            self._queue(bytes(self._buffer))
+            self._buffer.clear()
+        while len(view) >= CHUNK_SIZE:
+            self._queue(bytes(view[:CHUNK_SIZE]))
+            view = view[CHUNK_SIZE:]
+        self._buffer += view
 
     def _queue(self, chunk: bytes) -> None:
         # A chunk is held back one step because only the last one may carry

@@ -50,6 +50,11 @@ class StripPolicy:
     max_bytes: int
     budget: MemoryBudget
 
+    @property
+    def reservation(self) -> int:
+        # Stripping holds the original and the cleaned copy at once.
+        return 2 * self.max_bytes
+
 
 @dataclass
 class FinishedFile:
@@ -74,7 +79,7 @@ class FileBody:
         self._data_key = crypto.new_data_key()
         self._sanitised = "not-requested"
         if strip is not None:
-            strip.budget.reserve(strip.max_bytes)
+            strip.budget.reserve(strip.reservation)
             self._buffer = bytearray()
         else:
             self._open()
@@ -87,7 +92,7 @@ class FileBody:
     def _release(self) -> None:
         if self._buffer is not None and self._strip is not None:
             self._buffer = None
-            self._strip.budget.release(self._strip.max_bytes)
+            self._strip.budget.release(self._strip.reservation)
 
     def write(self, data: bytes) -> None:
         if self._buffer is None:
@@ -98,14 +103,17 @@ class FileBody:
         self._buffer += data
         if len(self._buffer) > self._strip.max_bytes:
             # Too large to strip in memory: from here on it streams as sent.
-            held = bytes(self._buffer)
+            held = self._buffer
+            self._open().write(held)
             self._release()
             self._sanitised = "too-large"
-            self._open().write(held)
 
     def finish(self) -> FinishedFile:
         if self._buffer is not None:
-            result = strip_metadata(bytes(self._buffer), filename="", content_type="")
+            original = bytes(self._buffer)
+            self._buffer.clear()  # keep at most the original and the stripped copy
+            result = strip_metadata(original, filename="", content_type="")
+            del original
             self._release()
             self._sanitised = SANITISED[result.status]
             self._open().write(result.data)

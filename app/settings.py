@@ -54,8 +54,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _budget_holds_one_file(self) -> Settings:
-        if self.strip_memory_budget_bytes < self.max_strip_bytes:
-            raise ValueError("strip_memory_budget_bytes must be at least max_strip_bytes")
+        if self.strip_memory_budget_bytes < 2 * self.max_strip_bytes:
+            raise ValueError("strip_memory_budget_bytes must be at least twice max_strip_bytes")
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
 import random
 import re
@@ -74,13 +75,19 @@ def content_chunks(size: int, pool: list[bytes]) -> Iterator[bytes]:
 
 
 class MultipartUpload:
-    """One ``files`` part of ``size`` bytes, framed as a browser would send it."""
+    """One ``files`` part of ``size`` bytes, framed as a browser would send it.
+
+    The "remove hidden data" box is ticked, as it is by default, so the server
+    first buffers up to its strip limit in memory before streaming the rest.
+    """
 
     def __init__(self, size: int, pool: list[bytes]) -> None:
         self.size = size
         self._pool = pool
         self.boundary = f"----BuzonBench{secrets.token_hex(16)}"
         self._head = (
+            f"--{self.boundary}\r\n"
+            'Content-Disposition: form-data; name="strip_metadata"\r\n\r\n1\r\n'
             f"--{self.boundary}\r\n"
             'Content-Disposition: form-data; name="files"; filename="bench.bin"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
@@ -220,9 +227,17 @@ def check_submitted(response: httpx.Response) -> None:
         raise VerificationError('the response has no id="codename"')
 
 
+def submit_url(client: httpx.Client, url: str) -> str:
+    """The form's action with its CSRF token, fetched as a browser would."""
+    match = re.search(r'action="(/submit\?csrf_token=[^"]+)"', client.get(f"{url}/submit").text)
+    if match is None:
+        raise VerificationError("the submission form has no action with a CSRF token")
+    return url + html.unescape(match.group(1))
+
+
 def warm_up(client: httpx.Client, url: str) -> None:
     response = client.post(
-        f"{url}/submit",
+        submit_url(client, url),
         data={"message": "warm-up"},
         files=[("files", ("warm-up.bin", secrets.token_bytes(200_000), "application/octet-stream"))],
     )
@@ -304,7 +319,8 @@ def run(size: int, root: Path) -> bool:
             sampler.start()
             start = time.perf_counter()
             try:
-                response = client.post(f"{server.url}/submit", content=upload.body(), headers=upload.headers)
+                target = submit_url(client, server.url)
+                response = client.post(target, content=upload.body(), headers=upload.headers)
             finally:
                 elapsed = time.perf_counter() - start
                 sampler.stop()
