@@ -5,6 +5,8 @@ Pages never carry exception text, stack traces or internal identifiers.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -117,7 +119,9 @@ class EmptyReplyError(BuzonError):
 _STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}
 
 
-def install_error_pages(app: object, templates: Jinja2Templates) -> None:
+def install_error_pages(
+    app: object, templates: Jinja2Templates, before_page: Callable[[Request], Awaitable[None]] | None = None
+) -> None:
     """Register handlers that render ``error.html`` for every failure."""
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -130,6 +134,8 @@ def install_error_pages(app: object, templates: Jinja2Templates) -> None:
 
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BuzonError)
+        if before_page is not None:
+            await before_page(request)
         return render(request, exc, exc.status_code)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:

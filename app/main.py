@@ -6,9 +6,10 @@ templates; the source app never imports the editor router.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
@@ -24,6 +25,7 @@ from app.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_
 from app.sessions import SessionStore
 from app.settings import Settings
 from app.storage import BlobStore
+from app.upload import drain_unread_body
 
 SOURCE_SESSION_MAX_SECONDS = 12 * 3600
 # An upload waits this long for strip-buffer memory before it is refused.
@@ -50,7 +52,13 @@ def _templates(interface: str) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def _base_app(settings: Settings, interface: str, *, csrf_cookie: str) -> FastAPI:
+def _base_app(
+    settings: Settings,
+    interface: str,
+    *,
+    csrf_cookie: str,
+    before_error_page: Callable[[Request], Awaitable[None]] | None = None,
+) -> FastAPI:
     # No OpenAPI or docs pages: they are scripts and third-party assets.
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -67,14 +75,14 @@ def _base_app(settings: Settings, interface: str, *, csrf_cookie: str) -> FastAP
     app.add_middleware(CsrfCookieMiddleware, cookie_name=csrf_cookie)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    install_error_pages(app, app.state.templates)
+    install_error_pages(app, app.state.templates, before_error_page)
     return app
 
 
 def create_source_app(settings: Settings) -> FastAPI:
     from app.routers import source
 
-    app = _base_app(settings, "source", csrf_cookie="buzon_csrf")
+    app = _base_app(settings, "source", csrf_cookie="buzon_csrf", before_error_page=drain_unread_body)
     app.add_middleware(OnionLocationMiddleware, onion_address=settings.onion_address)
     app.add_middleware(i18n.LocaleMiddleware)
     app.state.templates.env.globals.update(

@@ -24,6 +24,8 @@ class _RequestBody:
     """
 
     def __init__(self, request: Request) -> None:
+        # Whoever reads the body says so, so that the error pages know not to.
+        request.state.body_taken = True
         self._receive = request.receive
         self.ended = False
 
@@ -65,3 +67,18 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
     except BaseException:
         ingest.abort()
         raise
+
+
+async def drain_unread_body(request: Request) -> None:
+    """Before an error page for an upload refused unread, drop its body (bounded).
+
+    Browsers that are still sending when the answer comes often show a reset
+    connection instead of the page; reading the rest first lets the page show.
+    Only multipart bodies nobody has started reading are drained: reading a
+    finished body would wait for a disconnect.
+    """
+    if request.method != "POST" or getattr(request.state, "body_taken", False):
+        return
+    if not request.headers.get("content-type", "").lower().startswith("multipart/"):
+        return
+    await _RequestBody(request).drain(DRAIN_LIMIT_BYTES)
