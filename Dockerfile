@@ -7,7 +7,7 @@ FROM python:3.11-slim
 RUN useradd --system --home-dir /var/lib/buzon --create-home buzon
 COPY --from=build /venv /venv
 COPY app /opt/buzon/app
-RUN /venv/bin/pybabel compile -q -d /opt/buzon/app/translations -D messages
+RUN /venv/bin/pybabel -q compile -d /opt/buzon/app/translations -D messages
 COPY templates /opt/buzon/templates
 COPY static /opt/buzon/static
 ENV PATH=/venv/bin:$PATH PYTHONPATH=/opt/buzon BUZON_DATA_DIR=/var/lib/buzon/data

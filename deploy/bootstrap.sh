@@ -26,4 +26,4 @@ fi
 "$BUZON_ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$BUZON_ROOT"
 export PATH="$BUZON_ROOT/.venv/bin:$PATH"
 # Part of the build: compile the source interface's translations (.po → .mo).
-pybabel compile -q -d "$BUZON_ROOT/app/translations" -D messages
+pybabel -q compile -d "$BUZON_ROOT/app/translations" -D messages
