@@ -76,7 +76,10 @@ class CrossOriginRequest(BuzonError):
 class FormExpired(BuzonError):
     status_code = 403
     title = N_("This form has expired")
-    advice = N_("Nothing was saved. Please go back, reload the page and send it again.")
+    advice = N_(
+        "Nothing was saved. Go back and copy your message first, because reloading empties the form. "
+        "Then reload the page and send it again."
+    )
 
 
 class ServiceBusy(BuzonError):

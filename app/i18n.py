@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
+from babel.numbers import format_decimal
 from babel.support import Translations
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -59,6 +60,11 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalog(current_locale()).ngettext(singular, plural, n)
+
+
+def format_number(value: int) -> str:
+    """A whole number as the reader writes it: 100,000 in English, 100.000 in Portuguese."""
+    return format_decimal(value, locale=current_locale())
 
 
 def _from_accept_language(header: str) -> str:

@@ -46,6 +46,7 @@ def _templates(interface: str) -> Jinja2Templates:
     env.globals.update(
         csrf_token=issue_csrf_token,
         current_locale=i18n.current_locale,
+        format_number=i18n.format_number,
         html_lang=i18n.html_lang,
         text_direction=i18n.text_direction,
     )

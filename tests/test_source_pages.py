@@ -45,6 +45,13 @@ def test_accept_language_picks_the_default(live_server: LiveServer, client: http
     assert "buzon_lang" not in client.cookies  # only an explicit choice is remembered
 
 
+@pytest.mark.parametrize(("locale", "written"), [("en", "100,000"), ("es", "100.000"), ("pt_BR", "100.000")])
+def test_numbers_are_written_the_readers_way(live_server: LiveServer, locale: str, written: str) -> None:
+    with httpx.Client() as client:
+        form = client.get(f"{live_server.source_url}/submit?lang={locale}").text
+    assert _translate(locale, "Up to %(count)s characters.") % {"count": written} in form
+
+
 def test_error_pages_are_translated(live_server: LiveServer, client: httpx.Client) -> None:
     page = client.get(f"{live_server.source_url}/nowhere?lang=es")
     assert page.status_code == 404
