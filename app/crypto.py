@@ -37,6 +37,7 @@ LABEL_BODY = b"buzon-body-v1"
 LABEL_META = b"buzon-meta-v1"
 LABEL_SESSION_ID = b"buzon-sess-id-v1"
 LABEL_SESSION_KEY = b"buzon-sesskey-v1"
+LABEL_DEDUP = b"buzon-dedup-v1"
 
 KEY_SIZE = 32
 KEY_ID_SIZE = 8
@@ -489,6 +490,54 @@ def read_body(data_key: bytes, source: BinaryIO, content_size: int) -> Iterator[
             yield plain[:take]
     if remaining or source.read(1):
         raise DecryptionError()
+
+
+# --- newsroom records (notes, tag names) and duplicate tags ------------------------
+
+RECORD_BLOCK = 256
+MAX_RECORD_TEXT_BYTES = 65536
+
+
+def seal_record(newsroom_public_key: bytes, text: str) -> bytes:
+    """Seal a short text that only editors read, padded to hide its length."""
+    raw = text.encode("utf-8")
+    if len(raw) > MAX_RECORD_TEXT_BYTES:
+        raise InputTooLongError("record too long")
+    padded = struct.pack(">I", len(raw)) + raw
+    padded += bytes(-len(padded) % RECORD_BLOCK)
+    return bytes([VERSION]) + key_id(newsroom_public_key) + seal(newsroom_public_key, padded)
+
+
+def open_record(record: bytes, newsroom_keys: dict[bytes, KeyPair]) -> str:
+    header = 1 + KEY_ID_SIZE
+    if len(record) < header + SEAL_OVERHEAD + RECORD_BLOCK or record[0] != VERSION:
+        raise DecryptionError()
+    keypair = newsroom_keys.get(record[1:header])
+    if keypair is None:
+        raise DecryptionError()
+    padded = seal_open(keypair, record[header:])
+    if len(padded) % RECORD_BLOCK:
+        raise DecryptionError()
+    (length,) = struct.unpack(">I", padded[:4])
+    if length > len(padded) - 4 or any(padded[4 + length :]):
+        raise DecryptionError()
+    try:
+        return padded[4 : 4 + length].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DecryptionError() from e
+
+
+def dedup_key(oldest_newsroom_secret: bytes) -> bytes:
+    return _blake2b(oldest_newsroom_secret, LABEL_DEDUP)
+
+
+def dup_tag(key: bytes, sha256_hex: str) -> bytes:
+    """A keyed tag of a plaintext hash: equal files, equal tags; useless without the key."""
+    try:
+        digest = bytes.fromhex(sha256_hex)
+    except ValueError as e:
+        raise DecryptionError() from e
+    return nacl.hash.blake2b(digest, digest_size=32, key=key, encoder=nacl.encoding.RawEncoder)
 
 
 def new_data_key() -> bytes:

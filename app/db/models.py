@@ -48,6 +48,8 @@ class Editor(Base):
     sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary(128))
     last_totp_counter: Mapped[int] = mapped_column(Integer, default=0)
     created_on: Mapped[dt.date] = mapped_column(Date)
+    # Bumped on revocation and passphrase changes: sessions from an older epoch end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     grants: Mapped[list[KeyGrant]] = relationship(back_populates="editor", cascade="all, delete-orphan")
 
@@ -64,6 +66,20 @@ class KeyGrant(Base):
     editor: Mapped[Editor] = relationship(back_populates="grants")
 
 
+class Invite(Base):
+    """A one-time enrolment link. Only a hash of its token is stored."""
+
+    __tablename__ = "invites"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_on: Mapped[dt.date] = mapped_column(Date)
+
+
+SOURCE_STATUSES = ("new", "in-review", "verifying", "verified", "published", "rejected", "spam")
+
+
 class Source(Base):
     __tablename__ = "sources"
 
@@ -73,8 +89,47 @@ class Source(Base):
     designation: Mapped[str] = mapped_column(String(80))
     created_on: Mapped[dt.date] = mapped_column(Date)
     last_submission_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    # Triage, in the clear so the inbox can filter 100,000 sources in SQL; the
+    # threat model in docs/crypto.md lists what these reveal.
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    starred: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    assignee_id: Mapped[str | None] = mapped_column(
+        ForeignKey("editors.id", ondelete="SET NULL"), index=True, default=None
+    )
+    # A hidden (abusive) source's new submissions go straight to spam.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    unread: Mapped[int] = mapped_column(Integer, default=0)
 
     submissions: Mapped[list[Submission]] = relationship(back_populates="source", cascade="all, delete-orphan")
+    tags: Mapped[list[Tag]] = relationship(secondary="source_tags")
+
+
+class Tag(Base):
+    """A label editors put on sources; its name is a sealed newsroom record."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed_name: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SourceTag(Base):
+    __tablename__ = "source_tags"
+
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Note(Base):
+    """An editor's internal note on a source, sealed to the newsroom key."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    sealed_text: Mapped[bytes] = mapped_column(LargeBinary)
+    created_on: Mapped[dt.date] = mapped_column(Date)
 
 
 class Submission(Base):
@@ -105,6 +160,9 @@ class Item(Base):
     sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(1065))
     blob_name: Mapped[str] = mapped_column(String(64), unique=True)
     body_size: Mapped[int] = mapped_column(BigInteger)
+    # Keyed hash of the plaintext's SHA-256 (docs/crypto.md, "Duplicate tags"),
+    # filled in while an editor is logged in.
+    dup_tag: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True, default=None)
 
     submission: Mapped[Submission] = relationship(back_populates="items")
 
@@ -122,3 +180,18 @@ class Reply(Base):
     blob_name: Mapped[str] = mapped_column(String(64), unique=True)
     body_size: Mapped[int] = mapped_column(BigInteger)
     created_on: Mapped[dt.date] = mapped_column(Date)
+    author: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "unread", "read" or "deleted" (by the source, whose capsule is then erased).
+    source_state: Mapped[str] = mapped_column(String(8), default="unread")
+
+
+class AuditEntry(Base):
+    """Who did what, on which day. Never content, never an exact time."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(120), default="")

@@ -1167,3 +1167,53 @@ def test_vector_envelope() -> None:
     other = crypto.generate_keypair()
     with pytest.raises(DecryptionError):
         crypto.open_capsule(capsule, {crypto.key_id(newsroom.public): other})
+
+
+# --- newsroom records and duplicate tags ---------------------------------------
+
+
+def test_record_round_trip_and_padding(newsroom: KeyPair) -> None:
+    keys = {crypto.key_id(newsroom.public): newsroom}
+    for text in ("", "nota: revisar con la fuente", "ñ" * 300):
+        record = crypto.seal_record(newsroom.public, text)
+        assert crypto.open_record(record, keys) == text
+        # version || key id || seal of a multiple of 256 bytes
+        assert record[0] == crypto.VERSION and record[1:9] == crypto.key_id(newsroom.public)
+        assert (len(record) - 9 - crypto.SEAL_OVERHEAD) % 256 == 0
+    assert len(crypto.seal_record(newsroom.public, "a")) == len(crypto.seal_record(newsroom.public, "a" * 200))
+
+
+def test_record_rejects_tampering_wrong_key_and_bad_padding(newsroom: KeyPair) -> None:
+    keys = {crypto.key_id(newsroom.public): newsroom}
+    record = crypto.seal_record(newsroom.public, "secret note")
+    for position in range(0, len(record), 7):
+        tampered = bytearray(record)
+        tampered[position] ^= 0x01
+        with pytest.raises(DecryptionError):
+            crypto.open_record(bytes(tampered), keys)
+    other = crypto.generate_keypair()
+    with pytest.raises(DecryptionError):
+        crypto.open_record(record, {crypto.key_id(newsroom.public): other})
+    with pytest.raises(DecryptionError):
+        crypto.open_record(record, {})
+    # Authentic seals whose padding lies about the length are refused too.
+    for padded in (struct.pack(">I", 300) + bytes(252), struct.pack(">I", 1) + b"a" + b"\x01" + bytes(250)):
+        forged = (
+            bytes([crypto.VERSION]) + crypto.key_id(newsroom.public) + sodium.crypto_box_seal(padded, newsroom.public)
+        )
+        with pytest.raises(DecryptionError):
+            crypto.open_record(forged, keys)
+    with pytest.raises(InputTooLongError):
+        crypto.seal_record(newsroom.public, "x" * (crypto.MAX_RECORD_TEXT_BYTES + 1))
+
+
+def test_dup_tag_matches_spec_formula() -> None:
+    nsk = hashlib.sha256(b"oldest newsroom key").digest()
+    sha = hashlib.sha256(b"leaked.pdf contents").hexdigest()
+    key = hashlib.blake2b(nsk, digest_size=32, person=b"buzon-dedup-v1").digest()
+    expected = hashlib.blake2b(bytes.fromhex(sha), digest_size=32, key=key).digest()
+    assert crypto.dedup_key(nsk) == key
+    assert crypto.dup_tag(key, sha) == expected
+    assert crypto.dup_tag(crypto.dedup_key(bytes(32)), sha) != expected
+    with pytest.raises(DecryptionError):
+        crypto.dup_tag(key, "not hex")

@@ -1,0 +1,22 @@
+"""The audit log of editor and admin actions: who, what, which day. Never content."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import AuditEntry
+
+CLI_ACTOR = "(command line)"
+
+
+def record(session: Session, *, actor: str, action: str, target: str = "") -> None:
+    """Add an entry to the session's transaction; the caller commits it with the change."""
+    session.add(AuditEntry(day=dt.datetime.now(dt.UTC).date(), actor=actor, action=action, target=target[:120]))
+
+
+def recent(session: Session, *, limit: int = 200, offset: int = 0) -> list[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query))
