@@ -25,6 +25,8 @@ class Instance(Base):
     codename_kdf_time_cost: Mapped[int] = mapped_column(Integer)
     codename_kdf_memory_kib: Mapped[int] = mapped_column(Integer)
     codename_kdf_parallelism: Mapped[int] = mapped_column(Integer)
+    # Public, so new newsroom keys can be sealed for recovery without the secret.
+    recovery_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
 
 
 class NewsroomKey(Base):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from app import crypto
+from app.db.models import Editor
 from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
 from app.errors import EmptyReplyError, NotFound
 from app.forms import read_small_form
@@ -34,12 +35,18 @@ def _sessions(request: Request) -> SessionStore:
     return sessions
 
 
-def require_editor(request: Request) -> UnlockedEditor:
-    session = _sessions(request).get(request.cookies.get(COOKIE_NAME))
+def require_editor(request: Request, db: DbDep) -> UnlockedEditor:
+    cookie = request.cookies.get(COOKIE_NAME)
+    session = _sessions(request).get(cookie)
     if session is None:
         raise LoginRequired()
-    username, role = session.labels
-    return UnlockedEditor(session.principal, username, role == "admin", unpack_keys(session.secret))
+    # Checked against the database on every request, so a revocation or
+    # passphrase change made by any process ends this session at once.
+    account = db.get(Editor, session.principal)
+    if account is None or str(account.session_epoch) != session.labels[0]:
+        _sessions(request).end(cookie)
+        raise LoginRequired()
+    return UnlockedEditor(account.id, account.username, account.is_admin, unpack_keys(session.secret))
 
 
 CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]
@@ -71,7 +78,7 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
         context = {"failed": True, "username": form.get("username", "")}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     response = RedirectResponse("/", status_code=303)
-    labels = (editor.username, "admin" if editor.is_admin else "editor")
+    labels = (str(editor.session_epoch),)
     cookie = _sessions(request).create(editor.editor_id, pack_keys(editor.newsroom_keys), labels)
     response.set_cookie(COOKIE_NAME, cookie, httponly=True, samesite="strict", path="/")
     return response

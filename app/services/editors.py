@@ -33,6 +33,7 @@ class UnlockedEditor:
     username: str
     is_admin: bool
     newsroom_keys: dict[bytes, crypto.KeyPair]
+    session_epoch: int = 0
 
     def __repr__(self) -> str:
         return f"UnlockedEditor({self.username!r})"
@@ -152,5 +153,9 @@ class Authenticator:
             newsroom = crypto.open_sealed_keypair(keypair, grant.sealed_secret_key)
             keys[crypto.key_id(newsroom.public)] = newsroom
         return UnlockedEditor(
-            editor_id=editor.id, username=editor.username, is_admin=editor.is_admin, newsroom_keys=keys
+            editor_id=editor.id,
+            username=editor.username,
+            is_admin=editor.is_admin,
+            newsroom_keys=keys,
+            session_epoch=editor.session_epoch,
         )

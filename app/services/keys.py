@@ -48,7 +48,9 @@ def initialise_instance(*, session: Session, pepper_path: Path, codename_kdf: cr
         )
     )
     recovery_secret = crypto.generate_recovery_secret()
-    add_newsroom_key(session=session, recovery_public_key=crypto.recovery_keypair(recovery_secret).public)
+    recovery_public_key = crypto.recovery_keypair(recovery_secret).public
+    session.get_one(Instance, 1).recovery_public_key = recovery_public_key
+    add_newsroom_key(session=session, recovery_public_key=recovery_public_key)
     session.commit()
     return recovery_secret
 
