@@ -1,4 +1,4 @@
-"""The ``buzon`` command: init, editor add, serve, passphrase."""
+"""The ``buzon`` command: init, editor add/invite/grant/revoke, key rotate, serve, passphrase."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ from typing import Annotated
 import typer
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import crypto
 from app.codenames import generate_codename
 from app.db.migrate import upgrade_database
+from app.db.models import Editor
 from app.db.session import make_engine, make_session_factory
-from app.services import editors, keys
+from app.passphrases import weakness
+from app.services import audit, editors, invites, keys
 from app.settings import Settings
 from app.storage import BlobStore
-
-MIN_PASSPHRASE_CHARS = 14
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Buzón, an anonymous tip line.")
 editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
 cli.add_typer(editor_cli, name="editor")
+key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
+cli.add_typer(key_cli, name="key")
 
 
 def _settings() -> Settings:
@@ -65,8 +69,9 @@ def _read_passphrase(from_stdin: bool) -> str:
         passphrase = sys.stdin.readline().rstrip("\r\n")
     else:
         passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
-    if len(passphrase) < MIN_PASSPHRASE_CHARS:
-        raise _fail(f"The passphrase must have at least {MIN_PASSPHRASE_CHARS} characters.")
+    problem = weakness(passphrase)
+    if problem:
+        raise _fail(f"That passphrase is too weak. {problem}")
     return passphrase
 
 
@@ -114,6 +119,79 @@ def editor_add(
         typer.echo("No recovery secret given: an admin must grant this editor the newsroom key.")
     typer.echo(f"TOTP secret: {totp_secret}")
     typer.echo(f"TOTP URI: {editors.totp_uri(username=name, totp_secret=totp_secret)}")
+
+
+def _open_session(settings: Settings) -> Session:
+    return make_session_factory(make_engine(settings.resolved_database_url))()
+
+
+@editor_cli.command("invite")
+def editor_invite(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the editor an admin.")] = False,
+    portal_url: Annotated[str, typer.Option(help="Base address of the editor portal.")] = "http://127.0.0.1:8081",
+) -> None:
+    """Print a one-time enrolment link for a new editor."""
+    with _open_session(_settings()) as session:
+        try:
+            token = invites.create_invite(session=session, username=name, is_admin=admin, actor=audit.CLI_ACTOR)
+        except editors.EditorExists:
+            raise _fail(f"An editor named {name!r} already exists.") from None
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    typer.echo(f"Send this link to {name} over a channel you trust. It works once, for {invites.INVITE_DAYS} days:")
+    typer.echo(f"Invite link: {portal_url.rstrip('/')}/invite/{token}")
+
+
+def _editor_named(session: Session, name: str) -> Editor:
+    account = session.scalars(select(Editor).where(Editor.username == name)).first()
+    if account is None:
+        raise _fail(f"There is no editor named {name!r}.")
+    return account
+
+
+@editor_cli.command("grant")
+def editor_grant(name: str) -> None:
+    """Grant an editor every newsroom key, opened with the recovery secret."""
+    settings = _settings()
+    secret = _recovery_secret(from_stdin=False)
+    if secret is None:
+        raise _fail("Granting from the command line needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+    with _open_session(settings) as session:
+        account = _editor_named(session, name)
+        try:
+            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
+        except crypto.DecryptionError:
+            raise _fail("That recovery secret does not open the newsroom keys.") from None
+        keys.remember_recovery_public_key(session=session, recovery_secret=secret)
+        editors.grant_access(session=session, editor_id=account.id, newsroom_keys=newsroom_keys, actor=audit.CLI_ACTOR)
+    typer.echo(f"{name} can now read every tip.")
+
+
+@editor_cli.command("revoke")
+def editor_revoke(name: str) -> None:
+    """Delete an editor's copies of the newsroom keys and end their sessions."""
+    with _open_session(_settings()) as session:
+        editors.revoke_access(session=session, editor_id=_editor_named(session, name).id, actor=audit.CLI_ACTOR)
+    typer.echo(f"{name} can no longer read tips. Consider `buzon key rotate` so new tips use a key they never held.")
+
+
+@key_cli.command("rotate")
+def key_rotate() -> None:
+    """Create a new newsroom key for new tips; older keys stay for older tips."""
+    with _open_session(_settings()) as session:
+        try:
+            new = keys.rotate_newsroom_key(session=session)
+        except keys.NotInitialised:
+            raise _fail(
+                "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."
+            ) from None
+        for account in editors.list_editors(session):
+            account.session_epoch += 1
+        key_id = crypto.key_id(new.public).hex()
+        audit.record(session, actor=audit.CLI_ACTOR, action="rotated newsroom key", target=key_id)
+        session.commit()
+    typer.echo(f"New newsroom key {key_id} is active. Every editor session has ended; logins pick up the new key.")
 
 
 @cli.command()

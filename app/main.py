@@ -30,6 +30,8 @@ from app.upload import drain_unread_body
 SOURCE_SESSION_MAX_SECONDS = 12 * 3600
 # An upload waits this long for strip-buffer memory before it is refused.
 STRIP_BUDGET_WAIT_SECONDS = 120.0
+# An invited editor has this long between choosing a passphrase and proving a TOTP code.
+ENROLMENT_SECONDS = 15 * 60
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PROJECT_DIR / "templates"
 STATIC_DIR = PROJECT_DIR / "static"
@@ -109,8 +111,9 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 
 def create_editor_app(settings: Settings) -> FastAPI:
-    from app.routers import editor
+    from app.routers import accounts, admin, editor
     from app.services.editors import Authenticator
+    from app.throttle import LoginThrottle
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)
@@ -118,5 +121,13 @@ def create_editor_app(settings: Settings) -> FastAPI:
         idle_seconds=settings.editor_session_idle_minutes * 60,
         max_seconds=settings.editor_session_max_hours * 3600,
     )
+    app.state.login_throttle = LoginThrottle(
+        max_failures=settings.editor_login_max_failures,
+        lockout_seconds=settings.editor_login_lockout_minutes * 60,
+        attempts_per_minute=settings.editor_logins_per_minute,
+    )
+    app.state.enrolments = SessionStore(idle_seconds=ENROLMENT_SECONDS, max_seconds=ENROLMENT_SECONDS)
     editor.install(app)
+    app.include_router(accounts.router)
+    app.include_router(admin.router)
     return app

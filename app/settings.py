@@ -51,6 +51,11 @@ class Settings(BaseSettings):
 
     editor_session_idle_minutes: int = Field(default=30, ge=1)
     editor_session_max_hours: int = Field(default=12, ge=1)
+    # Editor logins: failures per account before a lockout, and attempts per
+    # minute across all accounts (each attempt costs one Argon2id run).
+    editor_login_max_failures: int = Field(default=5, ge=1)
+    editor_login_lockout_minutes: int = Field(default=15, ge=1)
+    editor_logins_per_minute: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")
     def _budget_holds_one_file(self) -> Settings:
@@ -88,3 +93,10 @@ class Settings(BaseSettings):
     @property
     def csrf_key_path(self) -> Path:
         return self.data_dir / "csrf.key"
+
+    # Retention
+    # Sources with no submission for this many days are deleted automatically
+    # (except "published" ones, see app/services/retention.py); None keeps all.
+    retention_days: int | None = Field(default=None, ge=1)
+    # The inbox warns this many days ahead of each automatic deletion.
+    retention_warning_days: int = Field(default=7, ge=0)

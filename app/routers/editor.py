@@ -1,27 +1,41 @@
-"""Editor portal routes: login, inbox, a source's submissions, downloads."""
+"""Editor portal routes: login, the inbox and search, a source's page with triage, deletion, downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
-from app.db.models import Editor
-from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
-from app.errors import EmptyReplyError, NotFound
-from app.forms import read_small_form
-from app.services import keys, replies, submissions
+from app.db.models import SOURCE_STATUSES, Editor, Source
+from app.deps import (
+    CSRF_FIELD,
+    DbDep,
+    SameOrigin,
+    SessionFactoryDep,
+    SettingsDep,
+    StoreDep,
+    TemplatesDep,
+    check_csrf,
+)
+from app.errors import EmptyReplyError, InvalidDeskInput, NotFound
+from app.forms import MAX_FORM_BYTES, read_small_form
+from app.services import deletion, desk, keys, replies, retention, search, submissions, triage
 from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
 from app.sessions import SessionStore
+from app.settings import Settings
+from app.throttle import LoginThrottle
 
 COOKIE_NAME = "buzon_editor"
 PAGE_SIZE = 100
 # A reply of 100,000 characters, url-encoded, fits with room to spare.
 MAX_REPLY_FORM_BYTES = 1024 * 1024
+MAX_NOTE_FORM_BYTES = 256 * 1024
 
 router = APIRouter()
 
@@ -62,6 +76,11 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     authenticator: Authenticator = request.app.state.authenticator
+    throttle: LoginThrottle = request.app.state.login_throttle
+    username = form.get("username", "")
+    if not throttle.admit(username):
+        context = {"throttled": True, "username": username}
+        return templates.TemplateResponse(request, "login.html", context, status_code=429)
 
     def attempt() -> UnlockedEditor:
         with factory() as session:
@@ -75,8 +94,10 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
     try:
         editor = await to_thread.run_sync(attempt)
     except LoginFailed:
-        context = {"failed": True, "username": form.get("username", "")}
+        throttle.failed(username)
+        context = {"failed": True, "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    throttle.succeeded(username)
     response = RedirectResponse("/", status_code=303)
     labels = (str(editor.session_epoch),)
     cookie = _sessions(request).create(editor.editor_id, pack_keys(editor.newsroom_keys), labels)
@@ -93,65 +114,304 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# --- the desk --------------------------------------------------------------------------
+
+
+def _filter_query(filters: triage.InboxFilter) -> str:
+    pairs = {"status": filters.status, "tag": filters.tag_id, "assignee": filters.assignee}
+    query = {k: v for k, v in pairs.items() if v}
+    if filters.starred:
+        query["starred"] = "1"
+    return urlencode(query)
+
+
+def _retention_warnings(db: Session, settings: Settings) -> list[retention.UpcomingDeletion]:
+    if settings.retention_days is None:
+        return []
+    return retention.upcoming(
+        session=db, retention_days=settings.retention_days, warning_days=settings.retention_warning_days
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
-def inbox(request: Request, editor: CurrentEditor, db: DbDep, templates: TemplatesDep, page: int = 1) -> Response:
+def inbox(
+    request: Request,
+    editor: CurrentEditor,
+    db: DbDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    page: int = 1,
+    status: str = "",
+    tag: str = "",
+    assignee: str = "",
+    starred: bool = False,
+) -> Response:
     page = max(1, page)
-    sources = submissions.list_sources(session=db, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    filters = triage.InboxFilter(status=status, tag_id=tag, assignee=assignee, starred=starred)
+    rows = triage.list_sources(
+        session=db, filters=filters, editor_id=editor.editor_id, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
     context = {
         "editor": editor,
-        "sources": sources[:PAGE_SIZE],
+        "sources": rows[:PAGE_SIZE],
         "page": page,
-        "has_next": len(sources) > PAGE_SIZE,
+        "has_next": len(rows) > PAGE_SIZE,
+        "filters": filters,
+        "filter_query": _filter_query(filters),
+        "statuses": SOURCE_STATUSES,
+        "tag_names": triage.tag_names(session=db, newsroom_keys=editor.newsroom_keys),
+        "editors": triage.editors_by_name(db),
+        "retention_warnings": _retention_warnings(db, settings),
     }
     return templates.TemplateResponse(request, "inbox.html", context)
 
 
+@router.get("/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    editor: CurrentEditor,
+    db: DbDep,
+    store: StoreDep,
+    templates: TemplatesDep,
+    q: str = "",
+    page: int = 1,
+) -> Response:
+    page = max(1, page)
+    scratch = _sessions(request).scratch(request.cookies.get(COOKIE_NAME))
+    if scratch is None:
+        raise LoginRequired()
+    try:
+        found = search.search_sources(
+            session=db, store=store, scratch=scratch, newsroom_keys=editor.newsroom_keys, query=q
+        )
+    except search.InvalidQuery:
+        found = None
+    rows = (
+        []
+        if found is None
+        else triage.rows_for_ids(session=db, source_ids=found, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    )
+    context = {
+        "editor": editor,
+        "query": q,
+        "valid": found is not None,
+        "sources": rows[:PAGE_SIZE],
+        "total": len(found or ()),
+        "page": page,
+        "has_next": len(rows) > PAGE_SIZE,
+        "search_query": urlencode({"q": q}),
+        "tag_names": triage.tag_names(session=db, newsroom_keys=editor.newsroom_keys),
+    }
+    return templates.TemplateResponse(request, "search.html", context)
+
+
 @router.get("/sources/{source_id}", response_class=HTMLResponse)
 def source_page(
-    request: Request, source_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep, templates: TemplatesDep
+    request: Request,
+    source_id: str,
+    editor: CurrentEditor,
+    db: DbDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
 ) -> Response:
-    source = submissions.get_source(session=db, source_id=source_id)
-    if source is None:
-        raise NotFound()
     try:
-        opened = submissions.open_source_submissions(
-            session=db, store=store, source=source, newsroom_keys=editor.newsroom_keys
+        view = desk.open_source_page(
+            session=db,
+            store=store,
+            source_id=source_id,
+            newsroom_keys=editor.newsroom_keys,
+            retention_days=settings.retention_days,
         )
-        sent = replies.replies_for_editor(
-            session=db, store=store, source_id=source.id, newsroom_keys=editor.newsroom_keys
-        )
-        readable = True
-    except crypto.DecryptionError:
-        opened, sent, readable = [], [], False
-    context = {"editor": editor, "source": source, "submissions": opened, "replies": sent, "readable": readable}
+    except triage.SourceNotFound as e:
+        raise NotFound() from e
+    context = {"editor": editor, "source": view, "statuses": SOURCE_STATUSES, "max_tag": triage.MAX_TAG_CHARS}
     return templates.TemplateResponse(request, "source.html", context)
+
+
+async def _checked_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    form = await read_small_form(request, max_bytes=max_bytes)
+    check_csrf(request, form.get(CSRF_FIELD))
+    return form
+
+
+SourceChange = Callable[[Session, Source, dict[str, str]], None]
+
+
+async def _change_source(
+    request: Request, factory: sessionmaker[Session], source_id: str, change: SourceChange, max_bytes: int = 0
+) -> Response:
+    """Check the form, apply ``change`` to the source in a worker thread, go back to its page."""
+    form = await _checked_form(request, max_bytes or MAX_FORM_BYTES)
+
+    def run() -> None:
+        with factory() as session:
+            try:
+                change(session, triage.get_source(session=session, source_id=source_id), form)
+            except (triage.SourceNotFound, deletion.NotFoundError) as e:
+                raise NotFound() from e
+            except triage.InvalidInput as e:
+                raise InvalidDeskInput() from e
+
+    await to_thread.run_sync(run)
+    return RedirectResponse(f"/sources/{source_id}", status_code=303)
+
+
+@router.post("/sources/{source_id}/status", dependencies=[SameOrigin])
+async def set_status(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.set_status(session=session, source=source, status=form.get("status", ""), actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/star", dependencies=[SameOrigin])
+async def set_star(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.set_starred(session=session, source=source, starred=form.get("starred") == "1", actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/assign", dependencies=[SameOrigin])
+async def assign(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.assign(session=session, source=source, editor_id=form.get("assignee") or None, actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/hide", dependencies=[SameOrigin])
+async def set_hidden(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.set_hidden(session=session, source=source, hidden=form.get("hidden") == "1", actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/tags", dependencies=[SameOrigin])
+async def add_tag(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.add_tag(
+            session=session,
+            source=source,
+            name=form.get("name", ""),
+            actor=editor.username,
+            newsroom_keys=editor.newsroom_keys,
+            newsroom_public_key=keys.active_public_key(session),
+        )
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/tags/{tag_id}/remove", dependencies=[SameOrigin])
+async def remove_tag(
+    request: Request, source_id: str, tag_id: str, editor: CurrentEditor, factory: SessionFactoryDep
+) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.remove_tag(session=session, source=source, tag_id=tag_id, actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/sources/{source_id}/notes", dependencies=[SameOrigin])
+async def add_note(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        triage.add_note(
+            session=session,
+            source=source,
+            text=form.get("text", ""),
+            author=editor.username,
+            newsroom_public_key=keys.active_public_key(session),
+        )
+
+    return await _change_source(request, factory, source_id, change, MAX_NOTE_FORM_BYTES)
+
+
+@router.post("/sources/{source_id}/notes/{note_id}/delete", dependencies=[SameOrigin])
+async def delete_note(
+    request: Request, source_id: str, note_id: int, editor: CurrentEditor, factory: SessionFactoryDep
+) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        deletion.delete_note(session=session, source_id=source.id, note_id=note_id, actor=editor.username)
+
+    return await _change_source(request, factory, source_id, change)
 
 
 @router.post("/sources/{source_id}/reply", dependencies=[SameOrigin])
 async def reply(
     request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
-    form = await read_small_form(request, max_bytes=MAX_REPLY_FORM_BYTES)
-    check_csrf(request, form.get(CSRF_FIELD))
-
-    def send() -> None:
-        with factory() as session:
-            source = submissions.get_source(session=session, source_id=source_id)
-            if source is None:
-                raise NotFound()
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        try:
             replies.send_reply(
                 session=session,
                 store=store,
                 source=source,
                 text=form.get("reply", ""),
                 newsroom_public_key=keys.active_public_key(session),
+                author=editor.username,
             )
+        except replies.EmptyReply as e:
+            raise EmptyReplyError() from e
+
+    return await _change_source(request, factory, source_id, change, MAX_REPLY_FORM_BYTES)
+
+
+@router.post("/sources/{source_id}/replies/{reply_id}/delete", dependencies=[SameOrigin])
+async def delete_reply(
+    request: Request, source_id: str, reply_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+) -> Response:
+    def change(session: Session, source: Source, form: dict[str, str]) -> None:
+        deletion.delete_reply(
+            session=session, store=store, source_id=source.id, reply_id=reply_id, actor=editor.username
+        )
+
+    return await _change_source(request, factory, source_id, change)
+
+
+@router.post("/items/{item_id}/delete", dependencies=[SameOrigin])
+async def delete_item(
+    request: Request, item_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+) -> Response:
+    await _checked_form(request)
+
+    def run() -> str:
+        with factory() as session:
+            return deletion.delete_item(session=session, store=store, item_id=item_id, actor=editor.username)
 
     try:
-        await to_thread.run_sync(send)
-    except replies.EmptyReply as e:
-        raise EmptyReplyError() from e
+        source_id = await to_thread.run_sync(run)
+    except deletion.NotFoundError as e:
+        raise NotFound() from e
     return RedirectResponse(f"/sources/{source_id}", status_code=303)
+
+
+@router.get("/sources/{source_id}/delete", response_class=HTMLResponse)
+def confirm_delete_source(
+    request: Request, source_id: str, editor: CurrentEditor, db: DbDep, templates: TemplatesDep
+) -> Response:
+    try:
+        source = triage.get_source(session=db, source_id=source_id)
+    except triage.SourceNotFound as e:
+        raise NotFound() from e
+    context = {"editor": editor, "source": source}
+    return templates.TemplateResponse(request, "delete_source.html", context)
+
+
+@router.post("/sources/{source_id}/delete", dependencies=[SameOrigin])
+async def delete_source(
+    request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+) -> Response:
+    await _checked_form(request)
+
+    def run() -> int:
+        with factory() as session:
+            return deletion.delete_sources(session=session, store=store, source_ids=[source_id], actor=editor.username)
+
+    if not await to_thread.run_sync(run):
+        raise NotFound()
+    return RedirectResponse("/", status_code=303)
 
 
 @router.get("/items/{item_id}/download")

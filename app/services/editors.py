@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.db.models import Editor, KeyGrant, NewsroomKey
+from app.services import audit
 
 TOTP_STEP_SECONDS = 30
 MAX_USERNAME_CHARS = 64
@@ -55,6 +56,31 @@ def unpack_keys(packed: bytes) -> dict[bytes, crypto.KeyPair]:
     return keys
 
 
+def _check_new_username(session: Session, username: str) -> str:
+    username = username.strip()
+    if not username or len(username) > MAX_USERNAME_CHARS:
+        raise ValueError("username must be 1 to 64 characters")
+    if session.scalars(select(Editor).where(Editor.username == username)).first() is not None:
+        raise EditorExists()
+    return username
+
+
+def _new_editor(
+    *, username: str, is_admin: bool, public_key: bytes, wrapped_secret_key: bytes, totp_secret: str, counter: int
+) -> Editor:
+    return Editor(
+        id=secrets.token_hex(16),
+        username=username,
+        is_admin=is_admin,
+        public_key=public_key,
+        wrapped_secret_key=wrapped_secret_key,
+        sealed_totp_secret=crypto.seal(public_key, totp_secret.encode("ascii")),
+        last_totp_counter=counter,
+        created_on=dt.datetime.now(dt.UTC).date(),
+        session_epoch=0,
+    )
+
+
 def add_editor(
     *,
     session: Session,
@@ -65,28 +91,106 @@ def add_editor(
     newsroom_keys: dict[bytes, crypto.KeyPair] | None,
 ) -> str:
     """Create an editor, grant them ``newsroom_keys`` if given; return the TOTP secret."""
-    username = username.strip()
-    if not username or len(username) > MAX_USERNAME_CHARS:
-        raise ValueError("username must be 1 to 64 characters")
-    if session.scalars(select(Editor).where(Editor.username == username)).first() is not None:
-        raise EditorExists()
+    username = _check_new_username(session, username)
     keypair = crypto.generate_keypair()
     totp_secret = pyotp.random_base32()
-    editor = Editor(
-        id=secrets.token_hex(16),
+    editor = _new_editor(
         username=username,
         is_admin=is_admin,
         public_key=keypair.public,
         wrapped_secret_key=crypto.wrap_secret_key(keypair.secret, passphrase, kdf),
-        sealed_totp_secret=crypto.seal(keypair.public, totp_secret.encode("ascii")),
-        last_totp_counter=0,
-        created_on=dt.datetime.now(dt.UTC).date(),
+        totp_secret=totp_secret,
+        counter=0,
     )
     session.add(editor)
     if newsroom_keys:
         grant_keys(session=session, editor=editor, newsroom_keys=newsroom_keys)
+    audit.record(session, actor=audit.CLI_ACTOR, action="added editor", target=username)
     session.commit()
     return totp_secret
+
+
+@dataclass(frozen=True, repr=False)
+class PendingEnrolment:
+    """An invited editor's new keys, held in memory until they prove their TOTP code."""
+
+    public_key: bytes
+    wrapped_secret_key: bytes
+    totp_secret: str
+
+    def __repr__(self) -> str:
+        return "PendingEnrolment(…)"
+
+
+def prepare_enrolment(passphrase: str, kdf: crypto.KdfParams) -> PendingEnrolment:
+    keypair = crypto.generate_keypair()
+    return PendingEnrolment(
+        public_key=keypair.public,
+        wrapped_secret_key=crypto.wrap_secret_key(keypair.secret, passphrase, kdf),
+        totp_secret=pyotp.random_base32(),
+    )
+
+
+def complete_enrolment(
+    *, session: Session, username: str, is_admin: bool, pending: PendingEnrolment, otp: str
+) -> Editor:
+    """Create the editor if ``otp`` is a current code for the pending TOTP secret."""
+    counter = _matching_counter(pending.totp_secret, otp.strip().replace(" ", ""), 0)
+    if counter is None:
+        raise LoginFailed()
+    editor = _new_editor(
+        username=_check_new_username(session, username),
+        is_admin=is_admin,
+        public_key=pending.public_key,
+        wrapped_secret_key=pending.wrapped_secret_key,
+        totp_secret=pending.totp_secret,
+        counter=counter,  # the code that proved enrolment cannot log in again
+    )
+    session.add(editor)
+    audit.record(session, actor=username, action="enrolled")
+    return editor
+
+
+def list_editors(session: Session) -> list[Editor]:
+    return list(session.scalars(select(Editor).order_by(Editor.username)))
+
+
+def holds_key(editor: Editor, key_id_hex: str) -> bool:
+    return any(grant.key_id == key_id_hex for grant in editor.grants)
+
+
+def grant_access(
+    *, session: Session, editor_id: str, newsroom_keys: dict[bytes, crypto.KeyPair], actor: str
+) -> Editor | None:
+    editor = session.get(Editor, editor_id)
+    if editor is None:
+        return None
+    grant_keys(session=session, editor=editor, newsroom_keys=newsroom_keys)
+    audit.record(session, actor=actor, action="granted access", target=editor.username)
+    session.commit()
+    return editor
+
+
+def revoke_access(*, session: Session, editor_id: str, actor: str) -> Editor | None:
+    """Delete the editor's sealed copies of every newsroom key and end their sessions."""
+    editor = session.get(Editor, editor_id)
+    if editor is None:
+        return None
+    editor.grants.clear()
+    editor.session_epoch += 1
+    audit.record(session, actor=actor, action="revoked access", target=editor.username)
+    session.commit()
+    return editor
+
+
+def delete_editor(*, session: Session, editor_id: str, actor: str) -> bool:
+    editor = session.get(Editor, editor_id)
+    if editor is None:
+        return False
+    audit.record(session, actor=actor, action="deleted editor", target=editor.username)
+    session.delete(editor)
+    session.commit()
+    return True
 
 
 def grant_keys(*, session: Session, editor: Editor, newsroom_keys: dict[bytes, crypto.KeyPair]) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.db.models import Instance, NewsroomKey
+from app.db.models import Editor, Instance, KeyGrant, NewsroomKey
 
 
 class NotInitialised(Exception):
@@ -110,3 +110,35 @@ def codename_kdf(session: Session) -> crypto.KdfParams:
         memory_kib=instance.codename_kdf_memory_kib,
         parallelism=instance.codename_kdf_parallelism,
     )
+
+
+def rotate_newsroom_key(*, session: Session) -> crypto.KeyPair:
+    """A new active newsroom key, sealed to recovery and to every editor who held the old one.
+
+    Needs no secret: sealing uses public keys only. Old keys stay, for old tips.
+    """
+    instance = session.get(Instance, 1)
+    if instance is None or instance.recovery_public_key is None:
+        raise NotInitialised()
+    previous = session.scalars(select(NewsroomKey).where(NewsroomKey.active)).first()
+    holders = (
+        []
+        if previous is None
+        else list(session.scalars(select(Editor).join(KeyGrant).where(KeyGrant.key_id == previous.key_id)))
+    )
+    keypair = add_newsroom_key(session=session, recovery_public_key=instance.recovery_public_key)
+    for editor in holders:
+        editor.grants.append(
+            KeyGrant(
+                key_id=crypto.key_id(keypair.public).hex(),
+                sealed_secret_key=crypto.seal(editor.public_key, keypair.secret),
+            )
+        )
+    return keypair
+
+
+def remember_recovery_public_key(*, session: Session, recovery_secret: str) -> None:
+    """For instances made before the recovery public key was stored."""
+    instance = session.get(Instance, 1)
+    if instance is not None and instance.recovery_public_key is None:
+        instance.recovery_public_key = crypto.recovery_keypair(recovery_secret).public

@@ -1178,7 +1178,8 @@ def test_record_round_trip_and_padding(newsroom: KeyPair) -> None:
         record = crypto.seal_record(newsroom.public, text)
         assert crypto.open_record(record, keys) == text
         # version || key id || seal of a multiple of 256 bytes
-        assert record[0] == crypto.VERSION and record[1:9] == crypto.key_id(newsroom.public)
+        assert record[0] == crypto.VERSION
+        assert record[1:9] == crypto.key_id(newsroom.public)
         assert (len(record) - 9 - crypto.SEAL_OVERHEAD) % 256 == 0
     assert len(crypto.seal_record(newsroom.public, "a")) == len(crypto.seal_record(newsroom.public, "a" * 200))
 

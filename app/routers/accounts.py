@@ -1,0 +1,128 @@
+"""Enrolment of invited editors: passphrase, then a TOTP code, then the account exists.
+
+Between the two steps the new keys wait in process memory (an enrolment
+session, 15 minutes); nothing is written until the editor proves the code.
+"""
+
+from __future__ import annotations
+
+import segno
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+
+from app.deps import CSRF_FIELD, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
+from app.errors import BuzonError
+from app.forms import read_small_form
+from app.passphrases import MIN_CHARS, suggest, weakness
+from app.services import editors, invites
+from app.sessions import SessionStore
+
+ENROL_COOKIE = "buzon_enrol"
+
+router = APIRouter()
+
+
+class InviteInvalid(BuzonError):
+    status_code = 404
+    title = "This invitation cannot be used"
+    advice = "It may have expired or been used already. Ask an admin for a new link."
+
+
+def _enrolments(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.enrolments
+    return store
+
+
+def _invite_or_404(factory: SessionFactoryDep, token: str) -> tuple[str, bool]:
+    with factory() as session:
+        invite = invites.find_invite(session=session, token=token)
+        if invite is None:
+            raise InviteInvalid()
+        return invite.username, invite.is_admin
+
+
+def _passphrase_page(request: Request, templates: TemplatesDep, username: str, error: str | None) -> Response:
+    context = {"username": username, "suggestion": suggest(), "min_chars": MIN_CHARS, "error": error}
+    return templates.TemplateResponse(request, "enrol.html", context, status_code=400 if error else 200)
+
+
+def _totp_page(
+    request: Request, templates: TemplatesDep, token: str, username: str, totp_secret: str, *, error: bool
+) -> Response:
+    uri = editors.totp_uri(username=username, totp_secret=totp_secret)
+    # Drawn on the server as inline SVG: no script, no image request, no third party.
+    qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, light="#fff"))  # noqa: S704 - our own markup
+    grouped = " ".join(totp_secret[i : i + 4] for i in range(0, len(totp_secret), 4))
+    context = {"username": username, "qr": qr, "secret": grouped, "error": error, "action": f"/invite/{token}/confirm"}
+    return templates.TemplateResponse(request, "enrol_totp.html", context, status_code=400 if error else 200)
+
+
+@router.get("/invite/{token}", response_class=HTMLResponse)
+def enrol_form(request: Request, token: str, factory: SessionFactoryDep, templates: TemplatesDep) -> Response:
+    username, _ = _invite_or_404(factory, token)
+    return _passphrase_page(request, templates, username, None)
+
+
+@router.post("/invite/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def choose_passphrase(
+    request: Request, token: str, factory: SessionFactoryDep, settings: SettingsDep, templates: TemplatesDep
+) -> Response:
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    username, _ = _invite_or_404(factory, token)
+    passphrase = form.get("passphrase", "")
+    if passphrase != form.get("passphrase_confirm", ""):
+        return _passphrase_page(request, templates, username, "The two passphrases differ.")
+    problem = await to_thread.run_sync(lambda: weakness(passphrase, username=username))
+    if problem:
+        return _passphrase_page(request, templates, username, problem)
+    pending = await to_thread.run_sync(editors.prepare_enrolment, passphrase, settings.editor_kdf)
+    labels = (token, pending.public_key.hex(), pending.wrapped_secret_key.hex())
+    cookie = _enrolments(request).create(username, pending.totp_secret.encode("ascii"), labels)
+    response = _totp_page(request, templates, token, username, pending.totp_secret, error=False)
+    response.set_cookie(ENROL_COOKIE, cookie, httponly=True, samesite="strict", path="/invite")
+    return response
+
+
+@router.post("/invite/{token}/confirm", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def confirm_totp(request: Request, token: str, factory: SessionFactoryDep, templates: TemplatesDep) -> Response:
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    cookie = request.cookies.get(ENROL_COOKIE)
+    held = _enrolments(request).get(cookie)
+    if held is None or held.labels[0] != token:
+        raise InviteInvalid()
+    pending = editors.PendingEnrolment(
+        public_key=bytes.fromhex(held.labels[1]),
+        wrapped_secret_key=bytes.fromhex(held.labels[2]),
+        totp_secret=held.secret.decode("ascii"),
+    )
+
+    def complete() -> str:
+        with factory() as session:
+            invite = invites.find_invite(session=session, token=token)
+            if invite is None:
+                raise InviteInvalid()
+            editor = editors.complete_enrolment(
+                session=session,
+                username=invite.username,
+                is_admin=invite.is_admin,
+                pending=pending,
+                otp=form.get("otp", ""),
+            )
+            session.delete(invite)
+            session.commit()
+            return editor.username
+
+    try:
+        username = await to_thread.run_sync(complete)
+    except editors.LoginFailed:
+        return _totp_page(request, templates, token, held.principal, pending.totp_secret, error=True)
+    except editors.EditorExists as e:
+        raise InviteInvalid() from e
+    _enrolments(request).end(cookie)
+    response = templates.TemplateResponse(request, "enrolled.html", {"username": username})
+    response.delete_cookie(ENROL_COOKIE, path="/invite", httponly=True, samesite="strict")
+    return response

@@ -1,0 +1,162 @@
+"""Admin pages: invites, who holds which key, key rotation and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from app import crypto
+from app.db.models import KeyGrant, NewsroomKey
+from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, TemplatesDep, check_csrf
+from app.errors import BuzonError
+from app.forms import read_small_form
+from app.routers.editor import CurrentEditor
+from app.services import audit, editors, invites, keys
+from app.services.editors import UnlockedEditor
+from app.sessions import SessionStore
+
+AUDIT_PAGE_SIZE = 200
+
+router = APIRouter(prefix="/admin")
+
+
+class AdminsOnly(BuzonError):
+    status_code = 403
+    title = "Admins only"
+    advice = "Ask an admin of this newsroom."
+
+
+class InviteRefused(BuzonError):
+    title = "The invitation was not created"
+    advice = "Usernames have 1 to 64 printable characters and must not be taken already."
+
+
+def require_admin(editor: CurrentEditor) -> UnlockedEditor:
+    if not editor.is_admin:
+        raise AdminsOnly()
+    return editor
+
+
+Admin = Annotated[UnlockedEditor, Depends(require_admin)]
+
+
+def _sessions(request: Request) -> SessionStore:
+    sessions: SessionStore = request.app.state.sessions
+    return sessions
+
+
+async def _checked_form(request: Request) -> dict[str, str]:
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    return form
+
+
+@router.get("/editors", response_class=HTMLResponse)
+def editors_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep) -> Response:
+    active = db.scalars(select(NewsroomKey.key_id).where(NewsroomKey.active)).first()
+    context = {
+        "editor": admin,
+        "editors": editors.list_editors(db),
+        "active_key": active,
+        "invites": invites.pending_invites(db),
+        "holds_key": editors.holds_key,
+        "can_grant": bool(admin.newsroom_keys),
+    }
+    return templates.TemplateResponse(request, "admin_editors.html", context)
+
+
+@router.post("/invites", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def invite(request: Request, admin: Admin, factory: SessionFactoryDep, templates: TemplatesDep) -> Response:
+    form = await _checked_form(request)
+    username = form.get("username", "").strip()
+
+    def create() -> str:
+        with factory() as session:
+            return invites.create_invite(
+                session=session, username=username, is_admin=form.get("admin") == "1", actor=admin.username
+            )
+
+    try:
+        token = await to_thread.run_sync(create)
+    except (ValueError, editors.EditorExists) as e:
+        raise InviteRefused() from e
+    link = str(request.base_url).rstrip("/") + f"/invite/{token}"
+    context = {"editor": admin, "username": username, "link": link, "days": invites.INVITE_DAYS}
+    return templates.TemplateResponse(request, "admin_invite.html", context)
+
+
+@router.post("/invites/cancel", dependencies=[SameOrigin])
+async def cancel_invite(request: Request, admin: Admin, db: DbDep) -> Response:
+    form = await _checked_form(request)
+    invites.cancel_invite(session=db, username=form.get("username", ""), actor=admin.username)
+    return RedirectResponse("/admin/editors", status_code=303)
+
+
+@router.post("/editors/{editor_id}/grant", dependencies=[SameOrigin])
+async def grant(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Response:
+    await _checked_form(request)
+    editors.grant_access(session=db, editor_id=editor_id, newsroom_keys=admin.newsroom_keys, actor=admin.username)
+    return RedirectResponse("/admin/editors", status_code=303)
+
+
+@router.post("/editors/{editor_id}/revoke", dependencies=[SameOrigin])
+async def revoke(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Response:
+    await _checked_form(request)
+    if editor_id != admin.editor_id:
+        editors.revoke_access(session=db, editor_id=editor_id, actor=admin.username)
+        _sessions(request).end_all_for(editor_id)
+    return RedirectResponse("/admin/editors", status_code=303)
+
+
+@router.post("/editors/{editor_id}/delete", dependencies=[SameOrigin])
+async def delete(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Response:
+    await _checked_form(request)
+    if editor_id != admin.editor_id:
+        editors.delete_editor(session=db, editor_id=editor_id, actor=admin.username)
+        _sessions(request).end_all_for(editor_id)
+    return RedirectResponse("/admin/editors", status_code=303)
+
+
+@router.get("/keys", response_class=HTMLResponse)
+def keys_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep) -> Response:
+    holders = dict(db.execute(select(KeyGrant.key_id, func.count()).group_by(KeyGrant.key_id)).tuples().all())
+    newsroom_keys = list(db.scalars(select(NewsroomKey).order_by(NewsroomKey.created_on.desc(), NewsroomKey.key_id)))
+    context = {"editor": admin, "keys": newsroom_keys, "holders": holders}
+    return templates.TemplateResponse(request, "admin_keys.html", context)
+
+
+@router.post("/keys/rotate", dependencies=[SameOrigin])
+async def rotate(request: Request, admin: Admin, factory: SessionFactoryDep) -> Response:
+    await _checked_form(request)
+
+    def rotate_and_log_everyone_out() -> None:
+        with factory() as session:
+            new = keys.rotate_newsroom_key(session=session)
+            # Every open session holds only the old keys; logging everyone out
+            # makes each next login pick up the new one.
+            for account in editors.list_editors(session):
+                account.session_epoch += 1
+            audit.record(
+                session, actor=admin.username, action="rotated newsroom key", target=crypto.key_id(new.public).hex()
+            )
+            session.commit()
+
+    await to_thread.run_sync(rotate_and_log_everyone_out)
+    return RedirectResponse("/login?rotated=1", status_code=303)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep, page: int = 1) -> Response:
+    page = max(1, page)
+    entries = audit.recent(db, limit=AUDIT_PAGE_SIZE + 1, offset=(page - 1) * AUDIT_PAGE_SIZE)
+    context = {
+        "editor": admin,
+        "entries": entries[:AUDIT_PAGE_SIZE],
+        "page": page,
+        "has_next": len(entries) > AUDIT_PAGE_SIZE,
+    }
+    return templates.TemplateResponse(request, "admin_audit.html", context)

@@ -1,0 +1,68 @@
+"""One-time enrolment links for new editors. Only a hash of each token is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Editor, Invite
+from app.services import audit
+from app.services.editors import MAX_USERNAME_CHARS, EditorExists
+
+INVITE_DAYS = 3
+
+
+def _hash(token: str) -> bytes:
+    # The token carries 256 random bits, so a plain hash is enough to make a
+    # stolen database useless for redeeming invites.
+    return hashlib.sha256(token.encode("ascii", errors="replace")).digest()
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def create_invite(*, session: Session, username: str, is_admin: bool, actor: str) -> str:
+    """Create an invite and return its token, which is shown once and never stored."""
+    username = username.strip()
+    if not username or len(username) > MAX_USERNAME_CHARS or not username.isprintable():
+        raise ValueError("A username has 1 to 64 printable characters.")
+    taken = session.scalars(select(Editor.id).where(Editor.username == username)).first()
+    if taken is not None:
+        raise EditorExists()
+    session.execute(delete(Invite).where(Invite.username == username))  # a new link replaces an old one
+    token = secrets.token_urlsafe(32)
+    session.add(
+        Invite(
+            token_hash=_hash(token),
+            username=username,
+            is_admin=is_admin,
+            expires_on=_today() + dt.timedelta(days=INVITE_DAYS),
+        )
+    )
+    audit.record(session, actor=actor, action="invited editor", target=username)
+    session.commit()
+    return token
+
+
+def find_invite(*, session: Session, token: str) -> Invite | None:
+    if not token or len(token) > 64:
+        return None
+    invite = session.get(Invite, _hash(token))
+    if invite is None or invite.expires_on < _today():
+        return None
+    return invite
+
+
+def pending_invites(session: Session) -> list[Invite]:
+    return list(session.scalars(select(Invite).where(Invite.expires_on >= _today()).order_by(Invite.username)))
+
+
+def cancel_invite(*, session: Session, username: str, actor: str) -> None:
+    session.execute(delete(Invite).where(Invite.username == username))
+    audit.record(session, actor=actor, action="cancelled invite", target=username)
+    session.commit()
