@@ -111,7 +111,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 
 def create_editor_app(settings: Settings) -> FastAPI:
-    from app.routers import accounts, admin, editor
+    from app.routers import accounts, admin, editor, verify
     from app.services.editors import Authenticator
     from app.throttle import LoginThrottle
 
@@ -130,4 +130,5 @@ def create_editor_app(settings: Settings) -> FastAPI:
     editor.install(app)
     app.include_router(accounts.router)
     app.include_router(admin.router)
+    app.include_router(verify.router)
     return app

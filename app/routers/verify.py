@@ -1,0 +1,78 @@
+"""Verification aids for one file: its metadata report and a safe preview.
+
+The file is decrypted into memory only (up to MAX_INSPECT_BYTES), inspected
+there and dropped; nothing of it is written to disk. Previews are images
+re-encoded on the server as PNG, so the browser never renders what the source
+sent.
+"""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app import crypto, inspect
+from app.deps import DbDep, StoreDep, TemplatesDep
+from app.errors import NotFound
+from app.routers.editor import CurrentEditor
+from app.services import submissions
+from app.storage import BlobStore
+
+# Larger files are reported from their encrypted metadata only.
+MAX_INSPECT_BYTES = 64 * 1024 * 1024
+
+router = APIRouter()
+
+
+def _open_in_memory(
+    db: DbDep, store: BlobStore, item_id: str, editor: CurrentEditor
+) -> tuple[crypto.EnvelopeMetadata, bytes | None]:
+    try:
+        metadata, chunks = submissions.open_item_stream(
+            session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
+        )
+    except (submissions.ItemNotFound, crypto.DecryptionError) as e:
+        raise NotFound() from e
+    if metadata.kind != "file" or metadata.size > MAX_INSPECT_BYTES:
+        return metadata, None
+    return metadata, b"".join(chunks)
+
+
+@router.get("/items/{item_id}/report", response_class=HTMLResponse)
+async def report(
+    request: Request, item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep, templates: TemplatesDep
+) -> Response:
+    def build() -> tuple[crypto.EnvelopeMetadata, inspect.MetadataReport | None, bool]:
+        metadata, data = _open_in_memory(db, store, item_id, editor)
+        if data is None:
+            return metadata, None, False
+        return (
+            metadata,
+            inspect.metadata_report(data, metadata.type, metadata.name),
+            inspect.safe_preview(data) is not None,
+        )
+
+    metadata, found, previewable = await to_thread.run_sync(build)
+    context = {
+        "editor": editor,
+        "item_id": item_id,
+        "metadata": metadata,
+        "report": found,
+        "previewable": previewable,
+        "max_mib": MAX_INSPECT_BYTES // (1024 * 1024),
+    }
+    return templates.TemplateResponse(request, "item_report.html", context)
+
+
+@router.get("/items/{item_id}/preview")
+async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
+    def build() -> bytes | None:
+        _, data = _open_in_memory(db, store, item_id, editor)
+        return None if data is None else inspect.safe_preview(data)
+
+    png = await to_thread.run_sync(build)
+    if png is None:
+        raise NotFound()
+    # Our own PNG, shown inline; nosniff and the CSP come from the security middleware.
+    return Response(png, media_type="image/png", headers={"Content-Disposition": "inline; filename=preview.png"})
