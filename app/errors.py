@@ -119,6 +119,15 @@ class EmptyReplyError(BuzonError):
     advice = N_("A reply must have text, at most 100,000 characters. Please go back and try again.")
 
 
+class InvalidDeskInput(BuzonError):
+    # Editor portal only, which is in English: not marked for translation.
+    title = "That change was not saved"
+    advice = (
+        "Tags have 1 to 40 characters, notes 1 to 10,000, and a status or editor must be one of those offered. "
+        "Please go back and try again."
+    )
+
+
 _STATUS_ERRORS: dict[int, type[BuzonError]] = {404: NotFound, 403: CrossOriginRequest}
 
 

@@ -111,6 +111,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 
 def create_editor_app(settings: Settings) -> FastAPI:
+    from app.notify import install_notifications
     from app.routers import accounts, admin, editor, verify
     from app.services.editors import Authenticator
     from app.throttle import LoginThrottle
@@ -131,4 +132,5 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(admin.router)
     app.include_router(verify.router)
+    install_notifications(app)
     return app

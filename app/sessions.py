@@ -14,7 +14,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app import crypto
 
@@ -38,6 +38,9 @@ class _Entry:
     sealed_secret: bytes
     created: float
     last_seen: float
+    # Per-session working memory (e.g. decrypted text for search); it lives
+    # and dies with the entry, so logout and expiry drop it too.
+    scratch: dict[str, object] = field(default_factory=dict)
 
 
 class SessionStore:
@@ -72,6 +75,16 @@ class SessionStore:
                 return None
             entry.last_seen = now
         return SessionData(entry.principal, entry.labels, crypto.open_for_session(token, entry.sealed_secret))
+
+    def scratch(self, cookie: str | None) -> dict[str, object] | None:
+        """A live session's private scratch dict, or None. Memory only, never persisted."""
+        token = _decode(cookie)
+        if token is None:
+            return None
+        with self._lock:
+            self._expire(self._clock())
+            entry = self._entries.get(crypto.session_id(token))
+            return None if entry is None else entry.scratch
 
     def end(self, cookie: str | None) -> None:
         token = _decode(cookie)

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     editor_login_lockout_minutes: int = Field(default=15, ge=1)
     editor_logins_per_minute: int = Field(default=30, ge=1)
 
+    # Optional content-free "new activity" email (app/notify.py); off unless a host is set.
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=587, ge=1, le=65535)
+    notify_smtp_starttls: bool = True
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = None
+    notify_from: str = "buzon@localhost"
+    notify_recipients: list[str] = Field(default_factory=list)
+    notify_every_hours: int = Field(default=6, ge=1, le=168)
+
     @model_validator(mode="after")
     def _budget_holds_one_file(self) -> Settings:
         if self.strip_memory_budget_bytes < 2 * self.max_strip_bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -182,7 +183,9 @@ def csrf_token_in(page: str) -> str:
 
 def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUZON_")}
-    env.update({f"BUZON_{k.upper()}": str(v) for k, v in settings.model_dump(exclude_none=True).items()})
+    for key, value in settings.model_dump(exclude_none=True).items():
+        # Lists go as JSON, which is how pydantic-settings reads complex values.
+        env[f"BUZON_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     env["TMPDIR"] = str(tmp_dir)
     return env
 

@@ -65,3 +65,20 @@ def test_malformed_cookies_are_ignored() -> None:
     store.create("p", b"s")
     for cookie in (None, "", "x" * 100, "not base64!!", "AAAA", "é"):
         assert store.get(cookie) is None
+
+
+def test_scratch_is_per_session_and_dropped_with_it() -> None:
+    clock = Clock()
+    store = SessionStore(idle_seconds=120, max_seconds=3600, clock=clock)
+    a, b = store.create("a", b"1"), store.create("b", b"2")
+    scratch_a = store.scratch(a)
+    assert scratch_a is not None
+    scratch_a["cache"] = {"item": "text"}
+    assert store.scratch(a) == {"cache": {"item": "text"}}
+    assert store.scratch(b) == {}
+    assert store.scratch("not a cookie") is None
+    store.end(a)
+    assert store.scratch(a) is None
+    clock.now += 121
+    assert store.scratch(b) is None
+    assert len(store) == 0

@@ -171,19 +171,18 @@ def home(
 ) -> Response:
     reply_keys = crypto.keypair_from_secret(source.secret)
     opened = replies.replies_for_source(session=db, store=store, source_id=source.principal, reply_keys=reply_keys)
+    replies.mark_read(session=db, source_id=source.principal, reply_ids=[r.id for r in opened])
     context = {"replies": opened, "limits": _limits(settings)}
     return templates.TemplateResponse(request, "home.html", context)
 
 
 @router.post("/replies/{reply_id}/delete", dependencies=[SameOrigin])
-async def delete_reply(
-    request: Request, reply_id: str, factory: SessionFactoryDep, store: StoreDep, source: CurrentSource
-) -> Response:
+async def delete_reply(request: Request, reply_id: str, factory: SessionFactoryDep, source: CurrentSource) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
 
     def delete() -> bool:
         with factory() as session:
-            return replies.delete_reply(session=session, store=store, source_id=source.principal, reply_id=reply_id)
+            return replies.forget_reply(session=session, source_id=source.principal, reply_id=reply_id)
 
     if not await to_thread.run_sync(delete):
         raise NotFound()

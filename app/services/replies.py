@@ -6,15 +6,18 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import crypto
 from app.db.models import Reply, Source
 from app.envelopes import read_body, utc_now, write_body
+from app.services import audit
+from app.services.deletion import scrub_database
 from app.storage import BlobStore
 
 MAX_REPLY_CHARS = 100_000
+UNREAD, READ, DELETED = "unread", "read", "deleted"
 
 
 @dataclass(frozen=True)
@@ -22,14 +25,28 @@ class OpenedReply:
     id: str
     text: str
     received: str
+    author: str | None = None
+    # "unread", "read" or "deleted" (by the source).
+    source_state: str = "unread"
 
 
 class EmptyReply(ValueError):
     pass
 
 
-def send_reply(*, session: Session, store: BlobStore, source: Source, text: str, newsroom_public_key: bytes) -> None:
-    """Encrypt ``text`` once, sealing its key to the source and to the newsroom."""
+def send_reply(
+    *,
+    session: Session,
+    store: BlobStore,
+    source: Source,
+    text: str,
+    newsroom_public_key: bytes,
+    author: str | None = None,
+) -> None:
+    """Encrypt ``text`` once, sealing its key to the source and to the newsroom.
+
+    ``author`` is the replying editor's username, shown to other editors.
+    """
     text = text.replace("\r\n", "\n")
     if not text.strip() or len(text) > MAX_REPLY_CHARS:
         raise EmptyReply()
@@ -53,8 +70,11 @@ def send_reply(*, session: Session, store: BlobStore, source: Source, text: str,
                 blob_name=body.blob_name,
                 body_size=crypto.body_size(body.size),
                 created_on=dt.datetime.now(dt.UTC).date(),
+                author=author,
             )
         )
+        if author is not None:
+            audit.record(session, actor=author, action="reply send", target=source.designation)
         body.blob.commit()
         session.commit()
     except BaseException:
@@ -69,11 +89,16 @@ def _open(store: BlobStore, reply: Reply, capsule: bytes, keys: dict[bytes, cryp
     if metadata.kind != "reply":
         raise crypto.DecryptionError()
     text = read_body(store, reply.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
-    return OpenedReply(id=reply.id, text=text, received=metadata.received)
+    return OpenedReply(
+        id=reply.id, text=text, received=metadata.received, author=reply.author, source_state=reply.source_state
+    )
 
 
-def _replies(session: Session, source_id: str) -> list[Reply]:
-    return list(session.scalars(select(Reply).where(Reply.source_id == source_id)))
+def _replies(session: Session, source_id: str, *, include_deleted: bool) -> list[Reply]:
+    query = select(Reply).where(Reply.source_id == source_id)
+    if not include_deleted:
+        query = query.where(Reply.source_state != DELETED)
+    return list(session.scalars(query))
 
 
 def replies_for_source(
@@ -81,24 +106,40 @@ def replies_for_source(
 ) -> list[OpenedReply]:
     """A source's replies, newest first, opened with the key from their codename."""
     keys = {crypto.key_id(reply_keys.public): reply_keys}
-    opened = [_open(store, r, r.source_capsule, keys) for r in _replies(session, source_id)]
+    opened = [_open(store, r, r.source_capsule, keys) for r in _replies(session, source_id, include_deleted=False)]
     return sorted(opened, key=lambda r: r.received, reverse=True)
 
 
 def replies_for_editor(
     *, session: Session, store: BlobStore, source_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
 ) -> list[OpenedReply]:
-    opened = [_open(store, r, r.newsroom_capsule, newsroom_keys) for r in _replies(session, source_id)]
+    found = _replies(session, source_id, include_deleted=True)
+    opened = [_open(store, r, r.newsroom_capsule, newsroom_keys) for r in found]
     return sorted(opened, key=lambda r: r.received)
 
 
-def delete_reply(*, session: Session, store: BlobStore, source_id: str, reply_id: str) -> bool:
-    """Delete one of this source's replies: row first, then the body."""
+def mark_read(*, session: Session, source_id: str, reply_ids: list[str]) -> None:
+    """The source has seen these replies on their page."""
+    if reply_ids:
+        session.execute(
+            update(Reply)
+            .where(Reply.source_id == source_id, Reply.id.in_(reply_ids), Reply.source_state == UNREAD)
+            .values(source_state=READ)
+        )
+        session.commit()
+
+
+def forget_reply(*, session: Session, source_id: str, reply_id: str) -> bool:
+    """The source deletes a reply: erase their capsule, keep the newsroom's copy.
+
+    Without the source capsule the reply cannot be opened with the codename,
+    even under coercion (docs/crypto.md, "Replies").
+    """
     reply = session.get(Reply, reply_id)
-    if reply is None or reply.source_id != source_id:
+    if reply is None or reply.source_id != source_id or reply.source_state == DELETED:
         return False
-    blob_name = reply.blob_name
-    session.delete(reply)
+    reply.source_capsule = b""
+    reply.source_state = DELETED
     session.commit()
-    store.delete(blob_name)
+    scrub_database(session)
     return True

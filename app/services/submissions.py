@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto
@@ -40,6 +40,7 @@ def record_new_source_submission(
         designation=generate_designation(),
         created_on=today,
         last_submission_on=today,
+        unread=len(items),
     )
     session.add(source)
     _add_submission(session=session, source=source, items=items, today=today)
@@ -60,6 +61,11 @@ def record_follow_up(*, session: Session, items: list[SealedItem], source_id: st
         raise SourceGone()
     today = _today()
     source.last_submission_on = today
+    # Incremented in SQL, so two follow-ups arriving together both count.
+    source.unread = Source.unread + len(items)
+    if source.hidden:
+        # An editor hid this source as abusive: what they send goes to spam.
+        source.status = "spam"
     _add_submission(session=session, source=source, items=items, today=today)
     for item in items:
         item.blob.commit()
@@ -89,14 +95,6 @@ MAX_INLINE_MESSAGE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class SourceSummary:
-    id: str
-    designation: str
-    last_submission_on: dt.date
-    item_count: int
-
-
-@dataclass(frozen=True)
 class OpenedItem:
     id: str
     kind: str
@@ -112,23 +110,6 @@ class OpenedSubmission:
 
 class ItemNotFound(Exception):
     pass
-
-
-def list_sources(*, session: Session, limit: int = 100, offset: int = 0) -> list[SourceSummary]:
-    counts = (
-        select(Submission.source_id, func.count(Item.id).label("n"))
-        .join(Item, Item.submission_id == Submission.id)
-        .group_by(Submission.source_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(Source, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.source_id == Source.id)
-        .order_by(Source.last_submission_on.desc(), Source.designation)
-        .limit(limit)
-        .offset(offset)
-    )
-    return [SourceSummary(s.id, s.designation, s.last_submission_on, int(n)) for s, n in rows]
 
 
 def get_source(*, session: Session, source_id: str) -> Source | None:

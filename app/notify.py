@@ -1,0 +1,135 @@
+"""Optional "new tips arrived" email to editors: content-free, fixed-size, batched.
+
+Every ``notify_every_hours`` the editor app counts stored items. If the count
+grew since the last check, it sends one identical message to the configured
+recipients. The message never says how many tips arrived, from whom or when,
+and batching blurs the time of arrival to the hour of the next check. The
+count lives in process memory only; a restart starts from the current count,
+so it never mails about tips that were already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import smtplib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from anyio import to_thread
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Item
+from app.settings import Settings
+
+SUBJECT = "Buzón: new activity"
+BODY = (
+    "There is new activity on your tip line.\n"
+    "Log in to the editor portal over Tor to read it.\n"
+    "This message is the same every time, so it says nothing about the tips.\n"
+)
+
+logger = logging.getLogger("buzon.notify")
+
+
+@dataclass(frozen=True)
+class Mailer:
+    host: str
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    def message(self) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = SUBJECT
+        message["From"] = self.sender
+        # Recipients stay hidden from each other; no Date or Message-ID, which the
+        # relay may add, but we do not volunteer the exact time of sending.
+        message["To"] = "undisclosed-recipients:;"
+        message.set_content(BODY)
+        return message
+
+    def send(self) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(self.message(), from_addr=self.sender, to_addrs=list(self.recipients))
+
+
+class NewTipNotifier:
+    """Sends one notice when the number of stored items has grown since the last check."""
+
+    def __init__(self, factory: sessionmaker[Session], mailer: Mailer) -> None:
+        self._factory = factory
+        self._mailer = mailer
+        self._seen = self._count()
+
+    def _count(self) -> int:
+        with self._factory() as session:
+            return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+
+    def check(self) -> bool:
+        """Mail if there is something new; returns whether a notice was sent."""
+        count = self._count()
+        grew = count > self._seen
+        if grew:
+            self._mailer.send()  # on failure the count is kept, so the next check retries
+        self._seen = count
+        return grew
+
+
+def mailer_from(settings: Settings) -> Mailer | None:
+    if not settings.notify_smtp_host or not settings.notify_recipients:
+        return None
+    return Mailer(
+        host=settings.notify_smtp_host,
+        port=settings.notify_smtp_port,
+        sender=settings.notify_from,
+        recipients=tuple(settings.notify_recipients),
+        starttls=settings.notify_smtp_starttls,
+        username=settings.notify_smtp_username,
+        password=settings.notify_smtp_password,
+    )
+
+
+def install_notifications(app: FastAPI) -> None:
+    """Run the hourly (or slower) check with the editor app, if SMTP is configured."""
+    settings: Settings = app.state.settings
+    mailer = mailer_from(settings)
+    if mailer is None:
+        return
+    previous = app.router.lifespan_context
+    interval = settings.notify_every_hours * 3600
+
+    async def loop(notifier: NewTipNotifier) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await to_thread.run_sync(notifier.check)
+            except (OSError, smtplib.SMTPException):
+                logger.warning("could not send the new-activity notice")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifier = await to_thread.run_sync(NewTipNotifier, app.state.session_factory, mailer)
+        task = asyncio.create_task(loop(notifier))
+        try:
+            async with previous(app):
+                yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.router.lifespan_context = lifespan
