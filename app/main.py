@@ -112,6 +112,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.notify import install_notifications
+    from app.retention import install_retention
     from app.routers import accounts, admin, editor, verify
     from app.services.editors import Authenticator
     from app.throttle import LoginThrottle
@@ -133,4 +134,5 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(verify.router)
     install_notifications(app)
+    install_retention(app)
     return app

@@ -85,6 +85,7 @@ def delete_sources(*, session: Session, store: BlobStore, source_ids: list[str],
     if not sources:
         return 0
     ids = [source.id for source in sources]
+    designations = [source.designation for source in sources]
     submission_ids = select(Submission.id).where(Submission.source_id.in_(ids))
     blob_names = list(session.scalars(select(Item.blob_name).where(Item.submission_id.in_(submission_ids))))
     blob_names += session.scalars(select(Reply.blob_name).where(Reply.source_id.in_(ids)))
@@ -97,8 +98,7 @@ def delete_sources(*, session: Session, store: BlobStore, source_ids: list[str],
     session.execute(delete(SourceTag).where(SourceTag.source_id.in_(ids)))
     session.execute(delete(Source).where(Source.id.in_(ids)))
     triage.delete_unused_tags(session)
-    for source in sources:
-        audit.record(session, actor=actor, action="source delete", target=source.designation)
-    session.expunge_all()
+    for name in designations:
+        audit.record(session, actor=actor, action="source delete", target=name)
     _finish(session, store, blob_names)
     return len(ids)
