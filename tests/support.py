@@ -42,8 +42,12 @@ class EditorAccount:
 
     def otp(self) -> str:
         """A TOTP code not used before: codes are single-use, so step forward."""
-        now = int(time.time()) // 30
-        counter = max(now - 1, self._last_counter + 1)
+        clock = time.time()
+        now = int(clock) // 30
+        # The server accepts one step either side of its own. The previous step
+        # is usable only if no 30 s boundary can pass before the server checks.
+        earliest = now - 1 if (now + 1) * 30 - clock > 5 else now
+        counter = max(earliest, self._last_counter + 1)
         if counter > now + 1:
             time.sleep((counter - 1) * 30 - time.time() + 0.5)
         self._last_counter = counter
