@@ -238,7 +238,8 @@ def add_tag(
 ) -> None:
     """Tag a source, reusing the tag whose (decrypted) name matches, ignoring case."""
     name = _clean(name)
-    if not name or len(name) > MAX_TAG_CHARS:
+    # Without keys the existing names cannot be compared, and a duplicate would be made.
+    if not name or len(name) > MAX_TAG_CHARS or not newsroom_keys:
         raise InvalidInput()
     wanted = name.casefold()
     existing = tag_names(session=session, newsroom_keys=newsroom_keys)
