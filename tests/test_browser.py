@@ -222,3 +222,46 @@ def test_screenshots_of_the_form_and_the_codename(
         assert data.startswith(PNG_SIGNATURE), name
         assert len(data) > 1000, name
         shutil.copyfile(path, SHOTS_DIR / path.name)
+
+
+def test_editor_triages_searches_and_deletes_without_javascript(live_server: LiveServer, new_page: PageFactory) -> None:
+    tip = make_tip()
+    submit_tip(new_page(PHONE), live_server, tip)
+    account = live_server.instance.add_editor()
+    page = new_page(DESKTOP)
+    page.goto(f"{live_server.editor_url}/login")
+    page.locator('input[name="username"]').fill(account.username)
+    page.locator('input[name="passphrase"]').fill(account.passphrase)
+    page.locator('input[name="otp"]').fill(account.otp())
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.editor_url}/")
+    page.locator('table.inbox a[href^="/sources/"]').click()
+    page.wait_for_url(re.compile(r".*/sources/[0-9a-f]+$"))
+    source_url = page.url
+
+    page.get_by_label("Status").select_option("verifying")
+    page.get_by_role("button", name="Set status").click()
+    page.wait_for_url(source_url)
+    expect(page.get_by_label("Status")).to_have_value("verifying")
+    page.get_by_role("button", name="Star", exact=True).click()
+    expect(page.get_by_role("button", name="Remove star")).to_be_visible()
+    page.get_by_label("Add a tag").fill("ministry")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.locator("ul.tags")).to_contain_text("ministry")
+    page.get_by_label("Add a note").fill("Check with the archive")
+    page.get_by_role("button", name="Save note").click()
+    expect(page.locator("section.notes")).to_contain_text("Check with the archive")
+    assert_no_script(page)
+
+    page.goto(f"{live_server.editor_url}/?status=verifying&starred=1")
+    expect(page.locator('table.inbox a[href^="/sources/"]')).to_have_count(1)
+    page.get_by_label("Search messages, file names and notes").fill(tip.message.split(":")[1].strip().lower())
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator('table.inbox a[href^="/sources/"]')).to_have_count(1)
+
+    page.goto(source_url)
+    page.get_by_role("link", name="Delete this source…").click()
+    page.get_by_role("button", name="Delete this source and everything it sent").click()
+    page.wait_for_url(f"{live_server.editor_url}/")
+    expect(page.locator('table.inbox a[href^="/sources/"]')).to_have_count(0)
+    assert stored_files(live_server.instance.settings.store_dir) == []
