@@ -18,6 +18,7 @@ from app.codenames import generate_codename
 from app.db.migrate import upgrade_database
 from app.db.models import Editor
 from app.db.session import make_engine, make_session_factory
+from app.decrypt_cli import register as register_decrypt
 from app.passphrases import weakness
 from app.services import audit, editors, invites, keys
 from app.settings import Settings
@@ -26,6 +27,7 @@ from app.storage import BlobStore
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Buzón, an anonymous tip line.")
 editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
 cli.add_typer(editor_cli, name="editor")
+register_decrypt(cli)
 key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
 cli.add_typer(key_cli, name="key")
 

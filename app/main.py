@@ -113,7 +113,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.notify import install_notifications
     from app.retention import install_retention
-    from app.routers import accounts, admin, editor, verify
+    from app.routers import accounts, admin, editor, export, verify
     from app.services.editors import Authenticator
     from app.throttle import LoginThrottle
 
@@ -133,6 +133,7 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(admin.router)
     app.include_router(verify.router)
+    app.include_router(export.router)
     install_notifications(app)
     install_retention(app)
     return app

@@ -151,6 +151,18 @@ def complete_enrolment(
     return editor
 
 
+def check_passphrase(*, session: Session, editor_id: str, passphrase: str) -> bool:
+    """Whether ``passphrase`` unwraps this editor's key (one Argon2id run)."""
+    editor = session.get(Editor, editor_id)
+    if editor is None:
+        return False
+    try:
+        crypto.unwrap_secret_key(editor.wrapped_secret_key, passphrase)
+    except (crypto.DecryptionError, crypto.InputTooLongError):
+        return False
+    return True
+
+
 def list_editors(session: Session) -> list[Editor]:
     return list(session.scalars(select(Editor).order_by(Editor.username)))
 
