@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect, sync_playwright
 
-from tests.support import LiveServer, ServerFactory, initialise, make_settings
+from tests.support import EditorAccount, LiveServer, ServerFactory, initialise, make_settings
 
 pytestmark = pytest.mark.browser
 
@@ -224,17 +224,47 @@ def test_screenshots_of_the_form_and_the_codename(
         shutil.copyfile(path, SHOTS_DIR / path.name)
 
 
-def test_editor_triages_searches_and_deletes_without_javascript(live_server: LiveServer, new_page: PageFactory) -> None:
-    tip = make_tip()
-    submit_tip(new_page(PHONE), live_server, tip)
-    account = live_server.instance.add_editor()
-    page = new_page(DESKTOP)
-    page.goto(f"{live_server.editor_url}/login")
+def _log_in(page: Page, base: str, account: EditorAccount) -> None:
+    page.goto(f"{base}/login")
     page.locator('input[name="username"]').fill(account.username)
     page.locator('input[name="passphrase"]').fill(account.passphrase)
     page.locator('input[name="otp"]').fill(account.otp())
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.editor_url}/")
+    page.wait_for_url(f"{base}/")
+
+
+def test_editor_journey_invite_enrol_triage_verify_reply_delete(live_server: LiveServer, new_page: PageFactory) -> None:
+    """invite → enrol → login → triage → verify a file → reply → delete, all with JavaScript off."""
+    base = live_server.editor_url
+    tip = make_tip()
+    submit_tip(new_page(PHONE), live_server, tip)
+    admin = live_server.instance.add_editor("chief", admin=True)
+    admin_page = new_page(DESKTOP)
+    _log_in(admin_page, base, admin)
+    admin_page.get_by_role("link", name="Editors").click()
+    admin_page.get_by_label("Username").fill("rosa")
+    admin_page.get_by_role("button", name="Create a one-time link").click()
+    link = admin_page.locator("#invite-link").inner_text()
+
+    page = new_page(PHONE)
+    page.goto(link)
+    passphrase = page.locator("#suggestion").inner_text()  # the generated passphrase is good enough
+    page.get_by_label("Passphrase", exact=True).fill(passphrase)
+    page.get_by_label("The same passphrase again").fill(passphrase)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("figure.qr svg")).to_be_visible()
+    account = EditorAccount("rosa", passphrase, page.locator("#totp-secret").inner_text().replace(" ", ""))
+    page.get_by_label("Code from the app").fill(account.otp())
+    page.get_by_role("button", name="Finish").click()
+    expect(page.get_by_role("heading", name="Your account is ready, rosa")).to_be_visible()
+    assert_no_script(page)
+
+    admin_page.goto(f"{base}/admin/editors")
+    admin_page.locator("tr", has_text="rosa").get_by_role("button", name="Grant access").click()
+    expect(admin_page.locator("tr", has_text="rosa")).to_contain_text("yes")
+
+    page.set_viewport_size(DESKTOP)
+    _log_in(page, base, account)
     page.locator('table.inbox a[href^="/sources/"]').click()
     page.wait_for_url(re.compile(r".*/sources/[0-9a-f]+$"))
     source_url = page.url
@@ -252,6 +282,15 @@ def test_editor_triages_searches_and_deletes_without_javascript(live_server: Liv
     page.get_by_role("button", name="Save note").click()
     expect(page.locator("section.notes")).to_contain_text("Check with the archive")
     assert_no_script(page)
+
+    page.get_by_role("link", name="Metadata report and safe preview").first.click()
+    expect(page.locator("#sha256")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    assert_no_script(page)
+    page.goto(source_url)
+    page.get_by_label("Reply").fill("Gracias. ¿Puede enviar el documento original?")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("section.replies")).to_contain_text("by rosa")
+    expect(page.locator("section.replies .reply-state")).to_have_text("unread")
 
     page.goto(f"{live_server.editor_url}/?status=verifying&starred=1")
     expect(page.locator('table.inbox a[href^="/sources/"]')).to_have_count(1)
