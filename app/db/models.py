@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -84,6 +84,9 @@ SOURCE_STATUSES = ("new", "in-review", "verifying", "verified", "published", "re
 
 class Source(Base):
     __tablename__ = "sources"
+    # The inbox's order: newest activity first, id to break ties. One index
+    # serves every page, so deep pages walk the index instead of sorting.
+    __table_args__ = (Index("ix_sources_inbox_order", "last_submission_on", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     lookup_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)

@@ -135,7 +135,7 @@ def list_sources(
     if filters.tag_id:
         tagged = select(SourceTag.source_id).where(SourceTag.tag_id == filters.tag_id)
         query = query.where(Source.id.in_(tagged))
-    query = query.order_by(Source.last_submission_on.desc(), Source.id).limit(limit).offset(offset)
+    query = query.order_by(Source.last_submission_on.desc(), Source.id.desc()).limit(limit).offset(offset)
     return _rows(session, query)
 
 
@@ -146,7 +146,7 @@ def rows_for_ids(*, session: Session, source_ids: Iterable[str], limit: int, off
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
         order += session.execute(select(Source.last_submission_on, Source.id).where(Source.id.in_(chunk))).tuples()
-    order.sort(key=lambda pair: (-pair[0].toordinal(), pair[1]))
+    order.sort(reverse=True)  # inbox order: newest day first, then id descending
     page = [sid for _, sid in order[offset : offset + limit]]
     if not page:
         return []

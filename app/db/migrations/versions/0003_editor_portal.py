@@ -88,6 +88,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_sources_assignee_id"), ["assignee_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_sources_starred"), ["starred"], unique=False)
         batch_op.create_index(batch_op.f("ix_sources_status"), ["status"], unique=False)
+        batch_op.create_index("ix_sources_inbox_order", ["last_submission_on", "id"], unique=False)
         batch_op.create_foreign_key(
             "fk_sources_assignee_id_editors", "editors", ["assignee_id"], ["id"], ondelete="SET NULL"
         )
@@ -96,6 +97,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("sources", schema=None) as batch_op:
         batch_op.drop_constraint("fk_sources_assignee_id_editors", type_="foreignkey")
+        batch_op.drop_index("ix_sources_inbox_order")
         batch_op.drop_index(batch_op.f("ix_sources_status"))
         batch_op.drop_index(batch_op.f("ix_sources_starred"))
         batch_op.drop_index(batch_op.f("ix_sources_assignee_id"))
