@@ -115,7 +115,7 @@ def test_invite_enrol_grant_then_read(live_server: LiveServer) -> None:
         assert granted.status_code == 303
         audit_page = admin_client.get(f"{live_server.editor_url}/admin/audit").text
     assert _readable_markers(live_server, dana, [marker]) == {marker}
-    for action in ("invited editor", "enrolled", "granted access"):
+    for action in ("invited editor", "enrolled", "granted access", "logged in"):
         assert action in audit_page
     assert marker not in audit_page
 

@@ -263,6 +263,9 @@ class Authenticator:
             raise LoginFailed()
         if crypto.wrapped_key_params(editor.wrapped_secret_key) != self._kdf:
             editor.wrapped_secret_key = crypto.wrap_secret_key(keypair.secret, passphrase, self._kdf)
+        # Successful logins only: a failure may name no real account, and
+        # writing attacker-chosen names into the log would let anyone fill it.
+        audit.record(session, actor=editor.username, action="logged in")
         session.commit()
         keys = {}
         for grant in editor.grants:
