@@ -10,20 +10,17 @@ so it never mails about tips that were already there.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import smtplib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from anyio import to_thread
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.background import run_periodically
 from app.db.models import Item
 from app.settings import Settings
 
@@ -33,8 +30,6 @@ BODY = (
     "Log in to the editor portal over Tor to read it.\n"
     "This message is the same every time, so it says nothing about the tips.\n"
 )
-
-logger = logging.getLogger("buzon.notify")
 
 
 @dataclass(frozen=True)
@@ -109,27 +104,9 @@ def install_notifications(app: FastAPI) -> None:
     mailer = mailer_from(settings)
     if mailer is None:
         return
-    previous = app.router.lifespan_context
-    interval = settings.notify_every_hours * 3600
 
-    async def loop(notifier: NewTipNotifier) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await to_thread.run_sync(notifier.check)
-            except (OSError, smtplib.SMTPException):
-                logger.warning("could not send the new-activity notice")
+    def prepare() -> Callable[[], bool]:
+        return NewTipNotifier(app.state.session_factory, mailer).check
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = await to_thread.run_sync(NewTipNotifier, app.state.session_factory, mailer)
-        task = asyncio.create_task(loop(notifier))
-        try:
-            async with previous(app):
-                yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    app.router.lifespan_context = lifespan
+    every = settings.notify_every_hours * 3600
+    run_periodically(app, prepare, every_seconds=every, run_at_start=False, name="new-activity notice")
