@@ -152,6 +152,15 @@ def test_source_journey_on_a_phone_without_javascript(live_server: LiveServer, n
     assert {origin(url) for url in requests} == {live_server.source_url}, requests
 
 
+def log_in(page: Page, base: str, account: EditorAccount) -> None:
+    page.goto(f"{base}/login")
+    page.locator('input[name="username"]').fill(account.username)
+    page.locator('input[name="passphrase"]').fill(account.passphrase)
+    page.locator('input[name="otp"]').fill(account.otp())
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+
+
 def test_editor_reads_the_tip_and_downloads_the_file(live_server: LiveServer, new_page: PageFactory) -> None:
     tip = make_tip()
     submit_tip(new_page(PHONE), live_server, tip)
@@ -159,12 +168,7 @@ def test_editor_reads_the_tip_and_downloads_the_file(live_server: LiveServer, ne
 
     page = new_page(DESKTOP)
     requests = record_requests(page)
-    page.goto(f"{live_server.editor_url}/login")
-    page.locator('input[name="username"]').fill(account.username)
-    page.locator('input[name="passphrase"]').fill(account.passphrase)
-    page.locator('input[name="otp"]').fill(account.otp())
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.editor_url}/")
+    log_in(page, live_server.editor_url, account)
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
     sources = page.locator('table.inbox a[href^="/sources/"]')
@@ -224,15 +228,6 @@ def test_screenshots_of_the_form_and_the_codename(
         shutil.copyfile(path, SHOTS_DIR / path.name)
 
 
-def _log_in(page: Page, base: str, account: EditorAccount) -> None:
-    page.goto(f"{base}/login")
-    page.locator('input[name="username"]').fill(account.username)
-    page.locator('input[name="passphrase"]').fill(account.passphrase)
-    page.locator('input[name="otp"]').fill(account.otp())
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
-
-
 def test_editor_journey_invite_enrol_triage_verify_reply_delete(live_server: LiveServer, new_page: PageFactory) -> None:
     """invite → enrol → login → triage → verify a file → reply → delete, all with JavaScript off."""
     base = live_server.editor_url
@@ -240,7 +235,7 @@ def test_editor_journey_invite_enrol_triage_verify_reply_delete(live_server: Liv
     submit_tip(new_page(PHONE), live_server, tip)
     admin = live_server.instance.add_editor("chief", admin=True)
     admin_page = new_page(DESKTOP)
-    _log_in(admin_page, base, admin)
+    log_in(admin_page, base, admin)
     admin_page.get_by_role("link", name="Editors").click()
     admin_page.get_by_label("Username").fill("rosa")
     admin_page.get_by_role("button", name="Create a one-time link").click()
@@ -264,7 +259,7 @@ def test_editor_journey_invite_enrol_triage_verify_reply_delete(live_server: Liv
     expect(admin_page.locator("tr", has_text="rosa")).to_contain_text("yes")
 
     page.set_viewport_size(DESKTOP)
-    _log_in(page, base, account)
+    log_in(page, base, account)
     page.locator('table.inbox a[href^="/sources/"]').click()
     page.wait_for_url(re.compile(r".*/sources/[0-9a-f]+$"))
     source_url = page.url
