@@ -1,9 +1,9 @@
 """Metadata reports and safe previews, for editors checking a leaked file.
 
 Everything works on bytes in memory: a decrypted file must never reach the disk, not even as a
-temporary file. The format is chosen by magic bytes only, since the name and declared type come
-from the sender and prove nothing. Nothing here raises for a bad file: a file that does not parse
-gets a report with a warning, or no preview.
+temporary file. The format is chosen by magic bytes only (app/filetypes.py), since the name and
+declared type come from the sender and prove nothing. Nothing here raises for a bad file: a file
+that does not parse gets a report with a warning, or no preview.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from xml.parsers import expat
 import pikepdf
 from pikepdf import Name
 from PIL import ExifTags, Image, ImageOps
+
+from app import filetypes
 
 # Parsing a few hundred MiB is already slow; a file larger than this gets no report or preview.
 MAX_INSPECT_BYTES = 256 * 1024 * 1024
@@ -84,14 +86,14 @@ def metadata_report(data: bytes, content_type: str, filename: str) -> MetadataRe
     """
     # A sender-controlled label must never choose the parser.
     del content_type, filename
-    kind = _magic_kind(data)
+    kind = _detect(data)
     notes = _Notes()
     if len(data) > MAX_INSPECT_BYTES:
         notes.warn("This file is too large to inspect here.")
         return notes.report(kind)
     try:
         if kind == "zip":
-            kind = _zip_kind(data)
+            kind = filetypes.detect_zip(data)
         reader = _READERS.get(kind)
         if reader is not None:
             reader(data, notes)
@@ -105,7 +107,7 @@ def safe_preview(data: bytes) -> bytes | None:
 
     The file is decoded here, in memory, so the editor's browser never parses the original.
     """
-    kind = _magic_kind(data)
+    kind = _detect(data)
     if kind not in _PILLOW_FORMATS and kind != "heic":
         return None  # SVG, PDF and the rest: never rendered
     if len(data) > MAX_INSPECT_BYTES or (kind == "heic" and not _HAVE_HEIF):
@@ -172,56 +174,10 @@ def _as_text(value: object) -> str | None:
     return str(value).rstrip("\x00")
 
 
-# -- detection ---------------------------------------------------------------------------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
-_ODF_KINDS = {
-    b"application/vnd.oasis.opendocument.text": "odt",
-    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
-    b"application/vnd.oasis.opendocument.presentation": "odp",
-    b"application/vnd.oasis.opendocument.graphics": "odg",
-}
-_OOXML_KINDS = {"word/document.xml": "docx", "xl/workbook.xml": "xlsx", "ppt/presentation.xml": "pptx"}
-
-
-def _magic_kind(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(_PNG_SIGNATURE):
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[4:8] == b"ftyp" and _is_heif(data):
-        return "heic"
-    if data.startswith(b"PK\x03\x04"):
-        return "zip"
-    if b"%PDF-" in data[:1024]:  # readers accept junk before the header, so must we
-        return "pdf"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data.startswith((b"II*\x00", b"MM\x00*")):
-        return "tiff"
-    return "unknown"
-
-
-def _is_heif(data: bytes) -> bool:
-    # Major brand, then (after the minor version) the compatible brands.
-    end = min(int.from_bytes(data[:4], "big"), len(data), 256)
-    brands = {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
-    return bool(brands & _HEIF_BRANDS) and not brands & {b"avif", b"avis"}
-
-
-def _zip_kind(data: bytes) -> str:
-    with zipfile.ZipFile(BytesIO(data)) as archive:
-        infos = archive.infolist()
-        if infos and infos[0].filename == "mimetype" and infos[0].file_size <= 100:
-            return _ODF_KINDS.get(archive.read(infos[0]).strip(), "zip")
-        names = {info.filename for info in infos}
-        if "[Content_Types].xml" in names:
-            return next((kind for part, kind in _OOXML_KINDS.items() if part in names), "zip")
-    return "zip"
+def _detect(data: bytes) -> str:
+    # A crafted file can start like a video and still open as a PDF, zip or TIFF file in a reader of
+    # that format. Editors need to hear what such a reader would find, so it is read as that here.
+    return filetypes.detect(data, media_last=True)
 
 
 # -- images --------------------------------------------------------------------------------------
@@ -398,7 +354,7 @@ def _read_png(data: bytes, notes: _Notes) -> None:
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    pos = len(_PNG_SIGNATURE)
+    pos = len(filetypes.PNG_SIGNATURE)
     while pos + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
         body = data[pos + 8 : pos + 8 + length]
@@ -656,12 +612,14 @@ _READERS: dict[str, Callable[[bytes, _Notes], None]] = {
     "gif": lambda data, notes: _read_pillow_image(data, notes, "GIF"),
     "heic": _read_heic,
     "pdf": _read_pdf,
-    **dict.fromkeys(_OOXML_KINDS.values(), _read_ooxml),
-    **dict.fromkeys(_ODF_KINDS.values(), _read_odf),
+    **dict.fromkeys(filetypes.OOXML_KINDS, _read_ooxml),
+    **dict.fromkeys(filetypes.ODF_KINDS, _read_odf),
 }
 
 
 # -- previews ------------------------------------------------------------------------------------
+
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
 
 
 def _pixels_allowed(size: tuple[int, int]) -> bool:

@@ -2,8 +2,8 @@
 
 A GPS tag, a camera serial number or an author name inside a file can identify
 a source, so every uploaded file is cleaned before it is encrypted. Parsers are
-chosen by magic bytes only: the file name and declared type come from the
-sender and prove nothing.
+chosen by magic bytes only (app/filetypes.py): the file name and declared type
+come from the sender and prove nothing.
 
 Images are cleaned without re-encoding: the container is walked and only
 segments or chunks on an allow-list are kept, so the compressed image data is
@@ -29,6 +29,8 @@ from io import BytesIO
 import pikepdf
 from pikepdf import Name
 from PIL import Image
+
+from app import filetypes
 
 MAX_STRIP_BYTES = 64 * 1024 * 1024
 # Office and OpenDocument files are zips: never inflate more than this while rewriting one.
@@ -87,14 +89,14 @@ def strip_metadata(data: bytes, *, filename: str, content_type: str) -> StripRes
     """
     # A sender-controlled label must never choose the parser; they are accepted for the record.
     del filename, content_type
-    kind = _magic_kind(data)
+    kind = filetypes.detect(data)
     if len(data) > MAX_STRIP_BYTES:
         return StripResult(data, StripStatus.UNSUPPORTED, kind)
     if kind == "unknown" and _is_text(data):
         return StripResult(data, StripStatus.NOTHING_TO_STRIP, "text")
     try:
         if kind == "zip":
-            kind = _zip_kind(data)
+            kind = filetypes.detect_zip(data)
         cleaner = _CLEANERS.get(kind)
         if cleaner is None or (kind == "heic" and not _HAVE_HEIF):
             return StripResult(data, StripStatus.UNSUPPORTED, kind)
@@ -103,61 +105,6 @@ def strip_metadata(data: bytes, *, filename: str, content_type: str) -> StripRes
         return StripResult(data, StripStatus.FAILED, kind)
     status = StripStatus.STRIPPED if cleaned != data else StripStatus.NOTHING_TO_STRIP
     return StripResult(cleaned, status, kind)
-
-
-# -- detection ---------------------------------------------------------------------------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-_ODF_KINDS = {
-    b"application/vnd.oasis.opendocument.text": "odt",
-    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
-    b"application/vnd.oasis.opendocument.presentation": "odp",
-    b"application/vnd.oasis.opendocument.graphics": "odg",
-}
-_OOXML_KINDS = {"word/document.xml": "docx", "xl/workbook.xml": "xlsx", "ppt/presentation.xml": "pptx"}
-
-
-def _magic_kind(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(_PNG_SIGNATURE):
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[4:8] == b"ftyp":
-        return _ftyp_kind(data)
-    if data.startswith(b"PK\x03\x04"):
-        return "zip"
-    if b"%PDF-" in data[:1024]:  # readers accept junk before the header, so must we
-        return "pdf"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data.startswith((b"II*\x00", b"MM\x00*")):
-        return "tiff"
-    return "unknown"
-
-
-def _ftyp_kind(data: bytes) -> str:
-    # Major brand, then (after the minor version) the compatible brands.
-    end = min(int.from_bytes(data[:4], "big"), len(data), 256)
-    brands = {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
-    if brands & {b"avif", b"avis"}:
-        return "avif"
-    return "heic" if brands & _HEIF_BRANDS else "video"
-
-
-def _zip_kind(data: bytes) -> str:
-    with zipfile.ZipFile(BytesIO(data)) as archive:
-        infos = archive.infolist()
-        if infos and infos[0].filename == "mimetype" and infos[0].file_size <= 100:
-            return _ODF_KINDS.get(archive.read(infos[0]).strip(), "zip")
-        names = {info.filename for info in infos}
-        if "[Content_Types].xml" in names:
-            for part, kind in _OOXML_KINDS.items():
-                if part in names:
-                    return kind
-    return "zip"
 
 
 def _is_text(data: bytes) -> bool:
@@ -281,7 +228,7 @@ _PNG_KEEP = frozenset(
 def _strip_png(data: bytes) -> bytes:
     kept: list[bytes] = []
     orientation = 1
-    pos = len(_PNG_SIGNATURE)
+    pos = len(filetypes.PNG_SIGNATURE)
     chunk_type = b""
     while chunk_type != b"IEND":
         if pos + 12 > len(data):
@@ -300,7 +247,7 @@ def _strip_png(data: bytes) -> bytes:
         payload = b"eXIf" + _orientation_tiff(orientation)
         chunk = struct.pack(">I", len(payload) - 4) + payload + struct.pack(">I", zlib.crc32(payload))
         kept.insert(1, chunk)  # right after IHDR: eXIf must come before the image data
-    return _PNG_SIGNATURE + b"".join(kept)
+    return filetypes.PNG_SIGNATURE + b"".join(kept)
 
 
 # -- WebP ------------------------------------------------------------------------------------------
@@ -623,7 +570,7 @@ def _clean_odf_part(name: str, content: bytes) -> bytes:
 
 def _strip_embedded_image(content: bytes) -> bytes:
     # Word and LibreOffice keep a pasted photo's original bytes, EXIF and GPS included.
-    stripper = _IMAGE_STRIPPERS.get(_magic_kind(content))
+    stripper = _IMAGE_STRIPPERS.get(filetypes.detect(content))
     return stripper(content) if stripper else content
 
 
@@ -659,6 +606,6 @@ _CLEANERS: dict[str, Callable[[bytes], bytes]] = {
     "webp": _clean_webp,
     "heic": _clean_heic,
     "pdf": _clean_pdf,
-    **dict.fromkeys(_OOXML_KINDS.values(), _clean_ooxml),
-    **dict.fromkeys(_ODF_KINDS.values(), _clean_odf),
+    **dict.fromkeys(filetypes.OOXML_KINDS, _clean_ooxml),
+    **dict.fromkeys(filetypes.ODF_KINDS, _clean_odf),
 }

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
-import sys
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -19,6 +16,8 @@ from pikepdf import Name
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
 from app.inspect import MAX_VALUE_CHARS, MetadataReport, metadata_report, safe_preview
+from tests.diskwatch import recorded_writes, refuse_temporary_files
+from tests.filesamples import make_zip
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP = (
@@ -120,15 +119,6 @@ def make_pdf(*, risky: bool = False, encryption: pikepdf.Encryption | None = Non
         pdf.attachments["payload.txt"] = pikepdf.AttachedFileSpec(pdf, b"hidden")
     out = io.BytesIO()
     pdf.save(out, encryption=encryption or False)
-    return out.getvalue()
-
-
-def make_zip(entries: list[tuple[str, bytes]]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in entries:
-            compression = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            archive.writestr(name, content, compress_type=compression)
     return out.getvalue()
 
 
@@ -604,44 +594,16 @@ def test_without_pillow_heif_heic_is_reported_but_not_previewed(monkeypatch: pyt
 
 # -- nothing reaches the disk ----------------------------------------------------------------------
 
-_watchers: list[list[str]] = []
-
-
-def _record_writes(event: str, args: tuple[object, ...]) -> None:
-    if not _watchers:
-        return
-    if event == "open" and len(args) == 3:
-        path, mode, flags = args
-        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-        writes = writes or (isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
-        if writes and "__pycache__" not in str(path):
-            _watchers[-1].append(f"open {path!r}")
-    elif event in {"tempfile.mkstemp", "tempfile.mkdtemp", "os.mkdir", "os.rename"}:
-        _watchers[-1].append(event)
-
-
-def _refuse(*args: object, **kwargs: object) -> NoReturn:
-    raise AssertionError("inspection must not create temporary files")
-
 
 def test_nothing_touches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     samples = [*SAMPLES.values(), make_pdf(encryption=pikepdf.Encryption(user="x", owner="y"))]
     for data in samples:  # load every plugin first, so no bytecode is written while watching
         report(data)
         safe_preview(data)
-    for name in ("mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryFile", "SpooledTemporaryFile"):
-        monkeypatch.setattr(tempfile, name, _refuse)
-    # C libraries (qpdf, libtiff, libheif) are not seen by audit hooks; they would spool to TMPDIR.
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)
-    sys.addaudithook(_record_writes)  # cannot be removed: it idles once the list is empty
-    writes: list[str] = []
-    _watchers.append(writes)
-    try:
+    refuse_temporary_files(monkeypatch, tmp_path)
+    with recorded_writes() as writes:
         previews = [safe_preview(data) for data in samples]
         reports = [report(data) for data in samples]
-    finally:
-        _watchers.remove(writes)
     assert writes == []
     assert list(tmp_path.iterdir()) == []
     assert previews[0] is not None  # the JPEG

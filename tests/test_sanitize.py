@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import random
 import struct
-import sys
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 from xml.etree import ElementTree
 
 import pikepdf
@@ -24,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 
 from app import sanitize
 from app.sanitize import MAX_STRIP_BYTES, StripResult, StripStatus, strip_metadata
+from tests.diskwatch import recorded_writes, refuse_temporary_files
 
 MARKER = b"MARKER-"
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><dc:creator>MARKER-XMP</dc:creator></rdf:RDF></x:xmpmeta>'
@@ -606,53 +602,15 @@ def test_damaged_files_never_raise(name: str, edits: list[tuple[int, int]], cut:
 
 # -- nothing reaches the disk ------------------------------------------------------------------------------
 
-_recorders: list[list[str]] = []
-_audit_hook_installed = False
-
-
-def _record_writes(event: str, args: tuple[object, ...]) -> None:
-    if not _recorders:
-        return
-    if event == "open" and len(args) == 3:
-        path, mode, flags = args
-        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-        writes = writes or (isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
-        if writes and "__pycache__" not in str(path):
-            _recorders[-1].append(f"open {path!r} {mode!r}")
-    elif event in {"tempfile.mkstemp", "tempfile.mkdtemp", "os.mkdir", "os.rename", "os.link", "os.symlink"}:
-        _recorders[-1].append(f"{event} {args!r}")
-
-
-@contextmanager
-def recorded_writes() -> Iterator[list[str]]:
-    """Every file Python opens for writing meanwhile (audit hooks cannot be removed: it idles after)."""
-    global _audit_hook_installed
-    if not _audit_hook_installed:
-        sys.addaudithook(_record_writes)
-        _audit_hook_installed = True
-    writes: list[str] = []
-    _recorders.append(writes)
-    try:
-        yield writes
-    finally:
-        _recorders.remove(writes)
-
-
-def _refuse(*args: object, **kwargs: object) -> NoReturn:
-    raise AssertionError("sanitize must not create temporary files")
-
 
 def test_nothing_touches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     samples = [make() for make in SAMPLES.values()]
     samples += [make_jpeg(progressive=True), make_animated_webp(), make_pdf()[:300], make_docx()[:-30]]
     for data in samples:
         strip(data)  # import every plugin before watching, so no bytecode is written meanwhile
-    for name in ("mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryFile", "SpooledTemporaryFile"):
-        monkeypatch.setattr(tempfile, name, _refuse)
     spool = tmp_path / "tmp"
     spool.mkdir()
-    monkeypatch.setenv("TMPDIR", str(spool))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+    refuse_temporary_files(monkeypatch, spool)
 
     with recorded_writes() as writes:
         results = [strip(data) for data in samples]
