@@ -197,6 +197,14 @@ def key_rotate() -> None:
 
 
 @cli.command()
+def migrate() -> None:
+    """Bring the database schema up to this version of Buzón (run after an upgrade)."""
+    settings = _settings()
+    upgrade_database(make_engine(settings.resolved_database_url))
+    typer.echo("The database schema is up to date.")
+
+
+@cli.command()
 def passphrase() -> None:
     """Print a fresh 7-word passphrase."""
     typer.echo(generate_codename())

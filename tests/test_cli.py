@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from app.db.migrate import MIGRATIONS_DIR, upgrade_database
 from app.db.session import make_engine, make_session_factory
 from app.services import keys
 from app.settings import Settings
@@ -117,3 +122,18 @@ def test_weak_kdf_settings_are_refused_without_the_test_switch(tmp_path: Path) -
     result = _buzon(env_settings, tmp_path, "init", extra_env={"BUZON_EDITOR_KDF_MEMORY_KIB": "8"})
     assert result.returncode == 2
     assert "insecure_fast_kdf" in result.stderr
+
+
+def test_migrate_brings_an_older_database_to_the_current_schema(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(mode=0o700)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade_database(engine, "0001")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    result = _buzon(settings, tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == head
+    assert head != "0001"
