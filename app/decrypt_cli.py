@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from app import bundles
+from app import bundles, offline
 
 # Smaller bodies decrypt in a blink; a bar would only flicker.
 PROGRESS_MIN_BYTES = 1024 * 1024
@@ -55,7 +55,7 @@ def decrypt(
     out_dir = out or _default_out_dir(bundle)
     try:
         with Progress(*_COLUMNS, console=Console(stderr=True), transient=True) as progress:
-            report = bundles.decrypt_bundle(
+            report = offline.decrypt_bundle(
                 bundle,
                 out_dir,
                 key_file=key_bytes,
@@ -67,8 +67,8 @@ def decrypt(
         raise _fail(f"{e} Nothing was written.") from None
     except OSError as e:
         raise _fail(f"Cannot decrypt {bundle}: {e.strerror or e}. Nothing was written.") from None
-    typer.echo(bundles.report_text(report))
-    typer.echo(f"Decrypted {len(report.entries)} item(s) into {out_dir}; this report is in {bundles.REPORT_NAME}.")
+    typer.echo(offline.report_text(report))
+    typer.echo(f"Decrypted {len(report.entries)} item(s) into {out_dir}; this report is in {offline.REPORT_NAME}.")
 
 
 _COLUMNS = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())

@@ -20,7 +20,7 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app import bundles, crypto
+from app import bundles, crypto, offline
 from app.db.models import Editor, Source
 from app.db.session import make_engine, make_session_factory
 from app.decrypt_cli import register
@@ -128,9 +128,9 @@ def _expected_outputs() -> dict[str, bytes]:
     }
 
 
-def _check_output(out_dir: Path, report: bundles.DecryptReport) -> None:
+def _check_output(out_dir: Path, report: offline.DecryptReport) -> None:
     expected = _expected_outputs()
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*expected, bundles.REPORT_NAME])
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*expected, offline.REPORT_NAME])
     for name, content in expected.items():
         assert (out_dir / name).read_bytes() == content
     assert [e.file for e in report.entries] == list(expected)
@@ -138,8 +138,8 @@ def _check_output(out_dir: Path, report: bundles.DecryptReport) -> None:
         assert entry.sha256 == hashlib.sha256(expected[entry.file]).hexdigest()
         assert entry.size == len(expected[entry.file])
         assert entry.sha256_matches
-    text = (out_dir / bundles.REPORT_NAME).read_text(encoding="utf-8")
-    assert text == bundles.report_text(report)
+    text = (out_dir / offline.REPORT_NAME).read_text(encoding="utf-8")
+    assert text == offline.report_text(report)
     assert hashlib.sha256(BIG).hexdigest() in text
     assert text.count("sha256 check: matches") == len(expected)
 
@@ -150,7 +150,7 @@ def _check_output(out_dir: Path, report: bundles.DecryptReport) -> None:
 def test_key_file_and_passphrase_open_the_bundle(world: World, tmp_path: Path) -> None:
     calls: list[tuple[str, int, int]] = []
     out = tmp_path / "out"
-    report = bundles.decrypt_bundle(
+    report = offline.decrypt_bundle(
         world.bundle,
         out,
         key_file=world.key_file,
@@ -167,7 +167,7 @@ def test_key_file_and_passphrase_open_the_bundle(world: World, tmp_path: Path) -
 def test_recovery_secret_opens_the_bundle(world: World, tmp_path: Path) -> None:
     out = tmp_path / "out"
     secret = world.instance.recovery_secret.lower().replace("-", " ")
-    report = bundles.decrypt_bundle(world.bundle, out, recovery_secret=secret)
+    report = offline.decrypt_bundle(world.bundle, out, recovery_secret=secret)
     _check_output(out, report)
     assert report.designation
 
@@ -175,10 +175,10 @@ def test_recovery_secret_opens_the_bundle(world: World, tmp_path: Path) -> None:
 def test_an_existing_empty_directory_is_used_and_a_full_one_refused(world: World, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    bundles.decrypt_bundle(world.bundle, empty, recovery_secret=world.instance.recovery_secret)
+    offline.decrypt_bundle(world.bundle, empty, recovery_secret=world.instance.recovery_secret)
     assert (empty / "ledger.xlsx").read_bytes() == FILES[0][1]
     with pytest.raises(bundles.BundleError, match="not an empty directory"):
-        bundles.decrypt_bundle(world.bundle, empty, recovery_secret=world.instance.recovery_secret)
+        offline.decrypt_bundle(world.bundle, empty, recovery_secret=world.instance.recovery_secret)
     assert (empty / "ledger.xlsx").read_bytes() == FILES[0][1]
 
 
@@ -240,26 +240,26 @@ def test_export_needs_a_grant_and_an_existing_source(world: World, tmp_path: Pat
 
 def test_a_wrong_passphrase_is_refused_and_writes_nothing(world: World, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(bundles.WrongKey, match="Wrong passphrase"):
-        bundles.decrypt_bundle(world.bundle, out, key_file=world.key_file, passphrase="not the passphrase at all")
-    with pytest.raises(bundles.WrongKey):
-        bundles.decrypt_bundle(world.bundle, out, key_file=world.key_file, passphrase="x" * 2000)
+    with pytest.raises(offline.WrongKey, match="Wrong passphrase"):
+        offline.decrypt_bundle(world.bundle, out, key_file=world.key_file, passphrase="not the passphrase at all")
+    with pytest.raises(offline.WrongKey):
+        offline.decrypt_bundle(world.bundle, out, key_file=world.key_file, passphrase="x" * 2000)
     assert not out.exists()
 
 
 @pytest.mark.parametrize("secret", ["not a secret", crypto.generate_recovery_secret()])
 def test_a_wrong_recovery_secret_is_refused_and_writes_nothing(world: World, tmp_path: Path, secret: str) -> None:
     out = tmp_path / "out"
-    with pytest.raises(bundles.WrongKey):
-        bundles.decrypt_bundle(world.bundle, out, recovery_secret=secret)
+    with pytest.raises(offline.WrongKey):
+        offline.decrypt_bundle(world.bundle, out, recovery_secret=secret)
     assert not out.exists()
 
 
 def test_another_editors_key_file_is_refused(world: World, tmp_path: Path) -> None:
     other = world.instance.add_editor("cy")
     other_key = _key_file(world.instance, _editor_id(world.instance, "cy"))
-    with pytest.raises(bundles.WrongKey, match="another editor"):
-        bundles.decrypt_bundle(world.bundle, tmp_path / "out", key_file=other_key, passphrase=other.passphrase)
+    with pytest.raises(offline.WrongKey, match="another editor"):
+        offline.decrypt_bundle(world.bundle, tmp_path / "out", key_file=other_key, passphrase=other.passphrase)
     assert not (tmp_path / "out").exists()
 
 
@@ -340,7 +340,7 @@ def _entry(document: dict[str, object], index: int) -> dict[str, object]:
 
 def _assert_refused(world: World, bundle: Path, out: Path, match: str) -> None:
     with pytest.raises(bundles.BundleError, match=match):
-        bundles.decrypt_bundle(bundle, out, recovery_secret=world.instance.recovery_secret)
+        offline.decrypt_bundle(bundle, out, recovery_secret=world.instance.recovery_secret)
     assert not out.exists()
 
 
@@ -440,7 +440,7 @@ def test_not_a_bundle_is_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(bundles.BundleError):
-        bundles.decrypt_bundle(junk, tmp_path / "out", recovery_secret=crypto.generate_recovery_secret())
+        offline.decrypt_bundle(junk, tmp_path / "out", recovery_secret=crypto.generate_recovery_secret())
     assert not (tmp_path / "out").exists()
 
 
@@ -465,7 +465,7 @@ def test_not_a_bundle_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_safe_filename(name: str, safe: str) -> None:
-    assert bundles.safe_filename(name) == safe
+    assert offline.safe_filename(name) == safe
 
 
 def test_hostile_names_are_written_inside_the_output_directory(instance: Instance, tmp_path: Path) -> None:
@@ -475,7 +475,7 @@ def test_hostile_names_are_written_inside_the_output_directory(instance: Instanc
     bundle = tmp_path / "hostile.tar"
     _export(instance, source_id, _editor_id(instance, "dee"), bundle)
     out = tmp_path / "out"
-    report = bundles.decrypt_bundle(bundle, out, recovery_secret=instance.recovery_secret)
+    report = offline.decrypt_bundle(bundle, out, recovery_secret=instance.recovery_secret)
     written = {p.name: p.read_bytes() for p in out.iterdir()}
     assert all(p.resolve().parent == out.resolve() for p in out.iterdir())
     assert not any(name.startswith(".") for name in written)
@@ -496,7 +496,7 @@ def test_hostile_names_are_written_inside_the_output_directory(instance: Instanc
         "same (3).txt",
         "a_b_.txt",
     ]
-    assert len(files[8].file.encode()) == bundles.MAX_OUTPUT_NAME_BYTES
+    assert len(files[8].file.encode()) == offline.MAX_OUTPUT_NAME_BYTES
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -543,9 +543,9 @@ def test_decrypt_command_needs_exactly_one_way_in(world: World, tmp_path: Path) 
 
 def test_decrypt_command_runs_offline_with_the_recovery_secret(world: World, tmp_path: Path) -> None:
     """A real process with no BUZON_ settings and a working directory far from the data dir."""
-    offline = tmp_path / "offline"
-    offline.mkdir()
-    (offline / "bundle.tar").write_bytes(world.bundle.read_bytes())
+    workdir = tmp_path / "offline"
+    workdir.mkdir()
+    (workdir / "bundle.tar").write_bytes(world.bundle.read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUZON_")}
     env["PYTHONPATH"] = str(PROJECT_DIR)
     script = (
@@ -555,7 +555,7 @@ def test_decrypt_command_runs_offline_with_the_recovery_secret(world: World, tmp
     result = subprocess.run(
         [sys.executable, "-c", script, "decrypt", "bundle.tar", "--recovery", "--secret-stdin"],
         input=f"{world.instance.recovery_secret}\n",
-        cwd=offline,
+        cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
@@ -564,8 +564,8 @@ def test_decrypt_command_runs_offline_with_the_recovery_secret(world: World, tmp
     assert result.returncode == 0, result.stderr
     assert "06-reply.txt" in result.stdout
     assert world.instance.recovery_secret not in result.stdout + result.stderr
-    assert (offline / "bundle" / "big recording.wav").read_bytes() == BIG
-    assert sorted(p.name for p in offline.iterdir()) == ["bundle", "bundle.tar"]
+    assert (workdir / "bundle" / "big recording.wav").read_bytes() == BIG
+    assert sorted(p.name for p in workdir.iterdir()) == ["bundle", "bundle.tar"]
 
 
 # --- the routes, once the export router is part of the editor app --------------------------------
@@ -600,6 +600,6 @@ def test_export_and_key_file_routes(
                 sink.write(chunk)
     assert int(response.headers["content-length"]) == bundle.stat().st_size
     out = tmp_path / "out"
-    report = bundles.decrypt_bundle(bundle, out, key_file=key_response.content, passphrase=world.editor.passphrase)
+    report = offline.decrypt_bundle(bundle, out, key_file=key_response.content, passphrase=world.editor.passphrase)
     _check_output(out, report)
     assert client.get(f"{live_server.editor_url}/sources/{'0' * 32}/export").status_code == 404

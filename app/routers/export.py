@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from app import bundles
+from app import bundles, offline
 from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
 from app.errors import NotFound
 from app.forms import read_small_form
@@ -67,5 +67,5 @@ async def key_file(
     if content is None:
         throttle.failed(editor.username)
         return templates.TemplateResponse(request, "account.html", {"editor": editor, "wrong": True}, 401)
-    filename = bundles.safe_filename(f"buzon-key-{editor.username}.json")
+    filename = offline.safe_filename(f"buzon-key-{editor.username}.json")
     return Response(content, media_type="application/json", headers={"Content-Disposition": _attachment(filename)})
