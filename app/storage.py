@@ -55,6 +55,12 @@ class BlobStore:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         return name, PendingBlob(path)
 
+    def create(self, name: str) -> PendingBlob:
+        """Start writing a body under a given name: restores keep the names rows refer to."""
+        path = self._path(name)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        return PendingBlob(path)
+
     def open(self, name: str) -> BinaryIO:
         return self._path(name).open("rb")
 
