@@ -19,6 +19,7 @@ from app.db.migrate import upgrade_database
 from app.db.models import Editor
 from app.db.session import make_engine, make_session_factory
 from app.decrypt_cli import register as register_decrypt
+from app.doctor_cli import register as register_doctor
 from app.passphrases import weakness
 from app.services import audit, editors, invites, keys
 from app.settings import Settings
@@ -28,6 +29,7 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Buzón, an a
 editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
 cli.add_typer(editor_cli, name="editor")
 register_decrypt(cli)
+register_doctor(cli)
 key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
 cli.add_typer(key_cli, name="key")
 
