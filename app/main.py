@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
@@ -55,6 +56,12 @@ def _templates(interface: str) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+async def _healthz() -> PlainTextResponse:
+    # For the container's HEALTHCHECK: a constant, so it tells a visitor nothing
+    # (no version, counts or time) and never looks at who asked.
+    return PlainTextResponse("ok")
+
+
 def _base_app(
     settings: Settings,
     interface: str,
@@ -78,6 +85,7 @@ def _base_app(
     app.add_middleware(CsrfCookieMiddleware, cookie_name=csrf_cookie)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     install_error_pages(app, app.state.templates, before_error_page)
     return app
 
