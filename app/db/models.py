@@ -86,7 +86,8 @@ class Source(Base):
     __tablename__ = "sources"
     # The inbox's order: newest activity first, id to break ties. One index
     # serves every page, so deep pages walk the index instead of sorting.
-    __table_args__ = (Index("ix_sources_inbox_order", "last_submission_on", "id"),)
+    # Status rides along so the default filter (all but spam) needs no row lookups.
+    __table_args__ = (Index("ix_sources_inbox_order", "last_submission_on", "id", "status"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     lookup_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)

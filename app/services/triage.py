@@ -120,7 +120,9 @@ def list_sources(
     *, session: Session, filters: InboxFilter, editor_id: str, limit: int, offset: int = 0
 ) -> list[InboxRow]:
     """One page of the inbox, newest activity first, filtered in SQL on indexed columns."""
-    query = _inbox_query()
+    # Pick the page's ids first, from the inbox-order index alone, then load
+    # just those rows: deep pages skip index entries instead of joined rows.
+    query = select(Source.id)
     if filters.status == "":
         query = query.where(Source.status != "spam")
     elif filters.status != STATUS_ALL:
@@ -135,8 +137,9 @@ def list_sources(
     if filters.tag_id:
         tagged = select(SourceTag.source_id).where(SourceTag.tag_id == filters.tag_id)
         query = query.where(Source.id.in_(tagged))
-    query = query.order_by(Source.last_submission_on.desc(), Source.id.desc()).limit(limit).offset(offset)
-    return _rows(session, query)
+    inbox_order = (Source.last_submission_on.desc(), Source.id.desc())
+    page = query.order_by(*inbox_order).limit(limit).offset(offset).subquery()
+    return _rows(session, _inbox_query().where(Source.id.in_(select(page.c.id))).order_by(*inbox_order))
 
 
 def rows_for_ids(*, session: Session, source_ids: Iterable[str], limit: int, offset: int = 0) -> list[InboxRow]:

@@ -88,7 +88,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_sources_assignee_id"), ["assignee_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_sources_starred"), ["starred"], unique=False)
         batch_op.create_index(batch_op.f("ix_sources_status"), ["status"], unique=False)
-        batch_op.create_index("ix_sources_inbox_order", ["last_submission_on", "id"], unique=False)
+        batch_op.create_index("ix_sources_inbox_order", ["last_submission_on", "id", "status"], unique=False)
         batch_op.create_foreign_key(
             "fk_sources_assignee_id_editors", "editors", ["assignee_id"], ["id"], ondelete="SET NULL"
         )
