@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -29,17 +30,27 @@ _HOUR = 3600
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    """Read the installation's CSRF key, creating it (0600) on first use."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_bytes()
-        if len(secret) != SECRET_SIZE:
-            raise RuntimeError(f"{path} is damaged; delete it to make a new one") from None
-        return secret
-    secret = secrets.token_bytes(SECRET_SIZE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+    """Read the installation's CSRF key, creating it (0600) on first use.
+
+    Several processes may share a data dir and start at once: a new key is
+    written to a private file and hard-linked into place, so exactly one key
+    wins and no process reads a half-written one.
+    """
+    if not path.exists():
+        candidate = path.with_name(f"{path.name}.{secrets.token_hex(8)}.new")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(SECRET_SIZE))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            candidate.unlink(missing_ok=True)
+    secret = path.read_bytes()
+    if len(secret) != SECRET_SIZE:
+        raise RuntimeError(f"{path} is damaged; delete it to make a new one")
     return secret
 
 

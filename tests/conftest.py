@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
+from tests.postgres import PostgresServer
 from tests.support import (
     Instance,
     LiveServer,
@@ -21,7 +22,64 @@ from tests.support import (
     make_settings,
     spawn_server,
     stop_server,
+    use_database,
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where make_settings puts each data dir's database: SQLite in the data dir, "
+        "or a fresh database on a throw-away PostgreSQL server",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): checks something only SQLite has; skipped on PostgreSQL")
+    if config.getoption("database") == "postgresql":
+        # Tests open engines and leave them to the garbage collector. sqlite3
+        # closes a collected connection silently; psycopg warns as it closes it.
+        config.addinivalue_line(
+            "filterwarnings", "ignore:<psycopg.Connection .* was deleted while still open:ResourceWarning"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("database") != "postgresql":
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {marker.args[0]}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer | None]:
+    """With ``--database=postgresql``, one server for the session; otherwise None."""
+    if request.config.getoption("database") != "postgresql":
+        yield None
+        return
+    server = PostgresServer.start()
+    use_database(server.database_for)
+    try:
+        yield server
+    finally:
+        use_database(None)
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases(postgres: PostgresServer | None) -> Iterator[None]:
+    """Each test's databases go when it ends (after its servers, set up later, have stopped).
+
+    Databases made by wider-scoped fixtures already exist here and stay until the session ends.
+    """
+    before = set(postgres.created) if postgres else set()
+    yield
+    if postgres is not None:
+        postgres.drop_databases([name for name in postgres.created if name not in before])
 
 
 @pytest.fixture

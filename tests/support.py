@@ -75,9 +75,25 @@ class Instance:
         return EditorAccount(username, passphrase, totp_secret)
 
 
+# Set by tests/conftest.py for ``pytest --database=postgresql``: the URL of a
+# data dir's own database. None keeps the default, SQLite inside the data dir.
+_database_for: Callable[[Path], str] | None = None
+
+
+def use_database(database_for: Callable[[Path], str] | None) -> None:
+    global _database_for
+    _database_for = database_for
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {"data_dir": data_dir, **FAST_KDF, **overrides}
+    if _database_for is not None and "database_url" not in overrides:
+        values["database_url"] = _database_for(data_dir)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def uses_sqlite(settings: Settings) -> bool:
+    return settings.resolved_database_url.startswith("sqlite")
 
 
 def initialise(settings: Settings) -> Instance:

@@ -16,12 +16,13 @@ def _run(connection: Connection) -> None:
 
 connection = context.config.attributes.get("connection")
 if connection is None:
+    from app.db.migrate import migration_connection
     from app.db.session import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit("pass -x url=DATABASE_URL")
-    with make_engine(url).connect() as fresh:
+    with migration_connection(make_engine(url)) as fresh:
         _run(fresh)
 else:
     _run(connection)
