@@ -115,8 +115,11 @@ def _write_archive(
         with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
             pepper_digest = _add(tar, PEPPER_NAME, io.BytesIO(pepper), len(pepper), meter)
             blobs, vanished = _add_blobs(tar, store, sorted(dumps.blob_names), meter)
+            final = dumps.without(vanished)
+            # Exact now: vanished bodies and their rows are out.
+            meter.total = meter.done + sum(d.table.digest.size for d in final)
             tables = []
-            for dump in dumps.without(vanished):
+            for dump in final:
                 digest = _add(tar, table_member(dump.table.name), dump.file, dump.table.digest.size, meter)
                 tables.append(TableDump(dump.table.name, dump.table.columns, dump.table.rows, digest))
             manifest = Manifest(

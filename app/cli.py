@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto
+from app.backup_cli import register as register_backup
 from app.codenames import generate_codename
 from app.db.migrate import upgrade_database
 from app.db.models import Editor
@@ -30,6 +31,7 @@ editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
 cli.add_typer(editor_cli, name="editor")
 register_decrypt(cli)
 register_doctor(cli)
+register_backup(cli)
 key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
 cli.add_typer(key_cli, name="key")
 

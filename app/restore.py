@@ -54,18 +54,19 @@ def restore_backup(*, archive: Path, settings: Settings, progress: Progress | No
         manifest = parse_manifest(_read_manifest(tar, members))
         _check_members(members, manifest)
         check_revision(manifest.revision)
-        target = _Target(settings)
-        target.check_empty()
         total = sum(m.size for name, m in members.items() if name != layout.MANIFEST_NAME)
         meter = _Meter(progress, total)
+        target = _Target(settings)
         try:
-            target.create_dirs()
-            _restore_blobs(tar, members, manifest, BlobStore(settings.store_dir), meter)
-            _restore_pepper(tar, members[layout.PEPPER_NAME], manifest.pepper, settings.pepper_path, meter)
-            _restore_database(tar, members, manifest, target.engine(), meter)
-        except BaseException:
-            target.remove()
-            raise
+            target.check_empty()
+            try:
+                target.create_dirs()
+                _restore_blobs(tar, members, manifest, BlobStore(settings.store_dir), meter)
+                _restore_pepper(tar, members[layout.PEPPER_NAME], manifest.pepper, settings.pepper_path, meter)
+                _restore_database(tar, members, manifest, target.engine(), meter)
+            except BaseException:
+                target.remove()
+                raise
         finally:
             target.dispose()
     return manifest
