@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import AuditEntry, Source
+from app.db.models import AuditEntry, Base, Source
 from app.db.session import make_engine, make_session_factory
 from tests.support import LiveServer, codename_in, post_multipart, submit_tip
 
@@ -94,6 +94,22 @@ def scan(root: Path, needles: list[bytes]) -> list[tuple[str, bytes]]:
         if path.is_file():
             data = path.read_bytes()
             found += [(str(path), needle) for needle in needles if needle in data]
+    return found
+
+
+def database_traces(server: LiveServer, needles: list[bytes]) -> list[tuple[str, bytes]]:
+    """Every (table, needle) pair where a needle occurs in a row of the server's database.
+
+    With SQLite, ``scan`` of the data dir covers the database file, free pages
+    and WAL included. A PostgreSQL database lives elsewhere, so its rows are
+    checked here: deleted rows are gone, and no row holds plaintext.
+    """
+    found = []
+    with database(server) as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)):
+                values = [v if isinstance(v, bytes) else str(v).encode() for v in row]
+                found += [(table.name, needle) for needle in needles if any(needle in v for v in values)]
     return found
 
 

@@ -9,7 +9,17 @@ import httpx
 from sqlalchemy import select
 
 from app.db.models import Reply
-from tests.desk import audit_entries, database, designation, desk_post, new_source, scan, source_login, source_page
+from tests.desk import (
+    audit_entries,
+    database,
+    database_traces,
+    designation,
+    desk_post,
+    new_source,
+    scan,
+    source_login,
+    source_page,
+)
 from tests.support import LiveServer, stored_files
 
 
@@ -50,6 +60,7 @@ def test_author_and_the_sources_reading_and_deleting_are_shown(live_server: Live
         assert session.scalars(select(Reply.source_capsule)).one() == b""
     # The erased capsule is nowhere on disk, not even in the WAL.
     assert scan(live_server.data_dir, [capsule[9:41]]) == []
+    assert database_traces(live_server, [capsule[9:41]]) == []
     assert (editor.username, "reply send", designation(live_server, source_id)) in audit_entries(live_server)
 
 
@@ -76,6 +87,7 @@ def test_an_editor_deletes_a_reply_completely(live_server: LiveServer, client: h
     assert "keep me" in page
     assert blob_name not in {p.name for p in stored_files(live_server.instance.settings)}
     assert scan(live_server.data_dir, [*capsules, body[100:164]]) == []
+    assert database_traces(live_server, capsules) == []
     with httpx.Client() as source:
         source_login(live_server, source, codename)
         home = source.get(f"{live_server.source_url}/home").text

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.desk import desk_post, encodings, new_source, scan, source_page
+from tests.desk import database_traces, desk_post, encodings, new_source, scan, source_page
 from tests.support import LiveServer
 
 
@@ -44,6 +44,7 @@ def test_search_finds_messages_file_names_and_notes(live_server: LiveServer, cli
 
     needles = [*encodings(in_message), *encodings(in_name), *encodings(in_note), *encodings(tag)]
     assert scan(live_server.data_dir, needles) == []
+    assert database_traces(live_server, needles) == []
     assert scan(live_server.tmp_dir, needles) == []
     assert scan(live_server.log_path.parent, needles) == []
 

@@ -13,6 +13,7 @@ from app.db.models import Editor, Item, Note, Source, Tag
 from tests.desk import (
     audit_entries,
     database,
+    database_traces,
     designation,
     desk_post,
     encodings,
@@ -127,6 +128,7 @@ def test_triage_persists_and_tags_and_notes_are_sealed(live_server: LiveServer, 
         assert (source.status, source.starred) == ("in-review", True)
 
     assert scan(live_server.data_dir, [*encodings(tag), *encodings(tag.lower()), *encodings(note)]) == []
+    assert database_traces(live_server, [*encodings(tag), *encodings(tag.lower()), *encodings(note)]) == []
     assert scan(live_server.log_path.parent, [*encodings(tag), *encodings(note)]) == []
 
     entries = audit_entries(live_server)
