@@ -147,15 +147,15 @@ def _restore_blobs(
             for chunk in _chunks(_open_member(tar, members[layout.blob_member(name)]), meter):
                 hasher.update(chunk)
                 pending.file.write(chunk)
-            _check_digest(hasher, manifest.blobs[name], f"The body {name}")
+            _check_digest(hasher.hexdigest(), manifest.blobs[name], f"The body {name}")
             pending.commit()
         except BaseException:
             pending.discard()
             raise
 
 
-def _check_digest(hasher: hashlib._Hash, expected: FileDigest, what: str) -> None:
-    if hasher.hexdigest() != expected.sha256:
+def _check_digest(sha256: str, expected: FileDigest, what: str) -> None:
+    if sha256 != expected.sha256:
         raise ArchiveError(f"{what} does not match its SHA-256 in the manifest: the archive is damaged.")
 
 
@@ -164,7 +164,7 @@ def _restore_pepper(
 ) -> None:
     pepper = _open_member(tar, member).read()
     meter.advance(len(pepper))
-    _check_digest(hashlib.sha256(pepper), digest, "The pepper")
+    _check_digest(hashlib.sha256(pepper).hexdigest(), digest, "The pepper")
     if len(pepper) != PEPPER_SIZE:
         raise ArchiveError("The pepper in the archive has the wrong size.")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -216,7 +216,7 @@ def _insert_rows(connection: Connection, table: Table, dump: TableDump, stream: 
             batch = []
     if batch:
         connection.execute(table.insert(), batch)
-    _check_digest(hasher, dump.digest, f"The dump of {dump.name}")
+    _check_digest(hasher.hexdigest(), dump.digest, f"The dump of {dump.name}")
     if rows != dump.rows:
         raise ArchiveError(f"{dump.name} has {rows} rows, but the manifest says {dump.rows}.")
     return blob_names
