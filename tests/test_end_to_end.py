@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.desk import database_traces
 from tests.support import LiveServer
 
 
@@ -58,6 +59,7 @@ def test_only_ciphertext_is_stored_and_the_editor_reads_everything(
 
     needles = [*_needles(markers), codename.group(1).encode()]
     assert _scan(live_server.data_dir, needles) == []
+    assert database_traces(live_server, needles) == []
     assert _scan(live_server.tmp_dir, needles) == []
     assert _scan(live_server.log_path.parent, needles) == []
 
