@@ -39,15 +39,9 @@ from tests.support import (
     submit_tip,
     wait_for_port,
 )
-from tests.tornet import (
-    LOOPBACK,
-    ONION_SERVICES_TORRC,
-    TorNet,
-    TorNetError,
-    find_tor,
-    public_directories,
-    start_network,
-)
+from tests.torcontrol import LOOPBACK, TorNetError
+from tests.torkeys import public_directories
+from tests.tornet import ONION_SERVICES_TORRC, TorNet, find_tor, start_network
 
 pytestmark = pytest.mark.tor
 

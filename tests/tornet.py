@@ -9,31 +9,24 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nacl.public
 
 from tests.support import free_port
+from tests.torcontrol import LOOPBACK, Control, TorNetError
+from tests.torkeys import AuthorityKeys, authority_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 ONION_SERVICES_TORRC = ROOT / "deploy" / "tor" / "onion-services.torrc"
-LOOPBACK = "127.0.0.1"
 BRING_UP_SECONDS = 480
 VOTING_INTERVAL = 30
 MIDDLE_RELAYS = 3
-
-
-class TorNetError(Exception):
-    pass
 
 
 def find_tor() -> tuple[str, str] | None:
@@ -59,13 +52,6 @@ def render_onion_services(template: str, *, service_root: Path, ports: dict[int,
             line = f"{option} {virtual_port} {host}:{ports[int(port)]}"
         lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class AuthorityKeys:
-    keys_dir: Path
-    v3ident: str
-    fingerprint: str
 
 
 @dataclass
@@ -161,127 +147,6 @@ def _control_options(node: Node) -> list[str]:
         # otherwise it fetches a consensus that does not exist yet and backs off.
         "DisableNetwork 1",
     ]
-
-
-# --- authority keys ------------------------------------------------------------------------------
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "buzon-tornet" / "v1"
-
-
-def _read_authority(directory: Path) -> AuthorityKeys | None:
-    certificate = directory / "keys" / "authority_certificate"
-    fingerprint_file = directory / "fingerprint"
-    if not certificate.exists() or not fingerprint_file.exists():
-        return None
-    text = certificate.read_text()
-    expires = re.search(r"^dir-key-expires (.+)$", text, re.M)
-    v3ident = re.search(r"^fingerprint ([0-9A-F]{40})$", text, re.M)
-    if expires is None or v3ident is None:
-        return None
-    if datetime.fromisoformat(expires.group(1)).replace(tzinfo=UTC) < datetime.now(UTC) + timedelta(days=30):
-        return None
-    return AuthorityKeys(directory / "keys", v3ident.group(1), fingerprint_file.read_text().split()[1])
-
-
-def _generate_authority(tor: str, gencert: str, directory: Path, empty: Path) -> subprocess.Popen[bytes]:
-    """Start RSA keygen for one authority: tor-gencert, then tor for the relay keys."""
-    keys = directory / "keys"
-    keys.mkdir(mode=0o700, parents=True)
-    torrc = directory / "torrc"
-    torrc.write_text(f"DataDirectory {directory}\nORPort {LOOPBACK}:1 IPv4Only\nDisableNetwork 1\nLog warn stdout\n")
-    gencert_command = (
-        f"{gencert} --create-identity-key -m 12 --passphrase-fd 0 -i {keys}/authority_identity_key"
-        f" -s {keys}/authority_signing_key -c {keys}/authority_certificate </dev/null"
-    )
-    fingerprint_command = f"{tor} --defaults-torrc {empty} -f {torrc} --list-fingerprint"
-    return subprocess.Popen(
-        ["sh", "-ec", f"{gencert_command}\n{fingerprint_command}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def authority_keys(tor: str, gencert: str, empty: Path, count: int = 3) -> list[AuthorityKeys]:
-    """Authority keys cached between runs: RSA keygen takes 5-80 s on a loaded machine."""
-    cache = _cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    wanted = [cache / f"auth{i}" for i in range(count)]
-    jobs = []
-    for final in wanted:
-        if _read_authority(final) is None:
-            shutil.rmtree(final, ignore_errors=True)
-            work = Path(tempfile.mkdtemp(dir=cache, prefix="new-"))
-            jobs.append((final, work, _generate_authority(tor, gencert, work, empty)))
-    for final, work, job in jobs:
-        output, _ = job.communicate(timeout=300)
-        if job.returncode != 0:
-            raise TorNetError(f"authority keygen failed:\n{output.decode(errors='replace')}")
-        try:
-            # Atomic, so that two test sessions sharing the cache never see half a key set.
-            work.rename(final)
-        except OSError:
-            shutil.rmtree(work)
-    found = [_read_authority(final) for final in wanted]
-    if any(keys is None for keys in found):
-        raise TorNetError(f"unusable authority keys in {cache}")
-    return [keys for keys in found if keys is not None]
-
-
-# --- control port --------------------------------------------------------------------------------
-
-
-class Control:
-    """A minimal Tor control-port client (control-spec): commands, and events kept aside."""
-
-    def __init__(self, node: Node) -> None:
-        assert node.control_port is not None
-        self._sock = socket.create_connection((LOOPBACK, node.control_port), timeout=30)
-        self._buffer = b""
-        self.events: list[str] = []
-        cookie = (node.directory / "control_auth_cookie").read_bytes()
-        self.command(f"AUTHENTICATE {cookie.hex()}")
-
-    def _read_line(self) -> str:
-        while b"\r\n" not in self._buffer:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise TorNetError("control connection closed")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\r\n", 1)
-        return line.decode(errors="replace")
-
-    def command(self, line: str) -> list[str]:
-        self._sock.settimeout(30)
-        self._sock.sendall(line.encode() + b"\r\n")
-        reply = []
-        while True:
-            text = self._read_line()
-            if text.startswith("650"):
-                self.events.append(text)
-                continue
-            reply.append(text)
-            if text[3:4] == "+":
-                while (data := self._read_line()) != ".":
-                    reply.append(data)
-            elif text[3:4] == " ":
-                if not text.startswith("2"):
-                    raise TorNetError(f"{line.split()[0]} failed: {text}")
-                return reply
-
-    def poll_events(self, seconds: float) -> None:
-        """Collect the asynchronous events that arrive within ``seconds``."""
-        self._sock.settimeout(seconds)
-        try:
-            while True:
-                self.events.append(self._read_line())
-        except TimeoutError:
-            pass
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 # --- the network ---------------------------------------------------------------------------------
@@ -496,7 +361,9 @@ def _bring_up(net: TorNet, tor: str, empty: Path, timeout: float) -> None:
     cookies = [node.directory / "control_auth_cookie" for node in (net.node("service"), client)]
     deadline.wait("control cookies", lambda: all(path.exists() for path in cookies))
     for name in ("service", "client"):
-        net.controls[name] = Control(net.node(name))
+        node = net.node(name)
+        assert node.control_port is not None
+        net.controls[name] = Control(node.control_port, node.directory / "control_auth_cookie")
     net.controls["service"].command("SETEVENTS HS_DESC")
     for name in ("service", "client"):
         net.controls[name].command("SETCONF DisableNetwork=0")
@@ -513,21 +380,3 @@ def _bootstrapped(control: Control) -> bool:
 def _uploaded(control: Control) -> set[str]:
     control.poll_events(1.0)
     return {event.split()[3] for event in control.events if event.startswith("650 HS_DESC UPLOADED ")}
-
-
-# --- what the network must never touch --------------------------------------------------------------
-
-
-def public_directories(tor: str) -> tuple[set[str], set[str]]:
-    """Nicknames and IPv4 addresses of the public authorities and fallbacks compiled into tor."""
-    data = Path(tor).read_bytes()
-    names: set[str] = set()
-    addresses: set[str] = set()
-    for run in re.findall(rb"[\x20-\x7e]{20,}", data):
-        if b"orport=" not in run:
-            continue
-        text = run.decode()
-        if "v3ident=" in text:
-            names.add(text.split()[0])
-        addresses.update(re.findall(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d+\b", text))
-    return names, addresses
