@@ -6,6 +6,7 @@ TMPDIR so tests can scan it, and are stopped when the test ends.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,14 +37,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_UNCLOSED_PSYCOPG = "<psycopg.Connection .* was deleted while still open"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only(reason): checks something only SQLite has; skipped on PostgreSQL")
     if config.getoption("database") == "postgresql":
         # Tests open engines and leave them to the garbage collector. sqlite3
         # closes a collected connection silently; psycopg warns as it closes it.
-        config.addinivalue_line(
-            "filterwarnings", "ignore:<psycopg.Connection .* was deleted while still open:ResourceWarning"
-        )
+        # Ignored inside each test, and in the session-wide filters that are
+        # already in force when this hook runs (the last collection happens there).
+        config.addinivalue_line("filterwarnings", f"ignore:{_UNCLOSED_PSYCOPG}:ResourceWarning")
+        warnings.filterwarnings("ignore", _UNCLOSED_PSYCOPG, ResourceWarning)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
