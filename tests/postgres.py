@@ -41,19 +41,32 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> PostgresServer:
-        root = Path(tempfile.mkdtemp(prefix="buzon-pg-"))
         run_as: list[str] = []
         if os.geteuid() == 0:
+            # Under /tmp, whatever TMPDIR says: root's own temp dir may be
+            # closed to the postgres user.
+            root = Path(tempfile.mkdtemp(prefix="buzon-pg-", dir="/tmp"))
             account = pwd.getpwnam("postgres")
             os.chown(root, account.pw_uid, account.pw_gid)
             run_as = ["runuser", "-u", "postgres", "--"]
+        else:
+            root = Path(tempfile.mkdtemp(prefix="buzon-pg-"))
         server = cls(root, free_port(), run_as)
-        server._initdb()
-        server._pg_ctl("start", "-w", "-t", "60", "-l", str(root / "log"), "-o", server._options())
+        try:
+            server._initdb()
+            server._pg_ctl("start", "-w", "-t", "60", "-l", str(root / "log"), "-o", server._options())
+        except BaseException:
+            server.stop()
+            raise
         return server
 
     def _run(self, *command: str) -> None:
-        subprocess.run([*self._run_as, *command], check=True, capture_output=True, timeout=120)
+        # From the cluster's directory: the checkout may be closed to the postgres user.
+        done = subprocess.run([*self._run_as, *command], cwd=self.root, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.root / "log"
+            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{Path(command[0]).name} failed: {done.stderr.strip()}\n{detail}")
 
     def _initdb(self) -> None:
         # Trust on a loopback port of a cluster that lives for one test session.
@@ -100,6 +113,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self._pg_ctl("stop", "-m", "immediate", "-w")
+            if (self.root / "data" / "postmaster.pid").exists():
+                self._pg_ctl("stop", "-m", "immediate", "-w")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lint, types, then pytest (browser tests
 # included, in Debian's chromium with JavaScript disabled, and a private Tor
-# network with Debian's tor).
+# network with Debian's tor), on SQLite and then on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source deploy/bootstrap.sh deploy/requirements-test.lock chromium tor
+source deploy/bootstrap.sh deploy/requirements-test.lock chromium tor postgresql
 
 ruff format --check app tests bench
 ruff check app tests bench
@@ -13,3 +13,7 @@ mypy
 # their own private network on 127.0.0.1, never the system tor service that
 # Debian's package may have started.
 BUZON_REQUIRE_TOR=1 pytest "$@"
+# Again on PostgreSQL: a throw-away server (tests/postgres.py) and a fresh
+# database per test, for all but the browser journeys and the Tor network;
+# the real-server tests already drive the same routes and queries.
+pytest --database=postgresql -m "not browser and not tor" "$@"
