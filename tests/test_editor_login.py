@@ -26,6 +26,16 @@ def test_wrong_passphrase_code_or_user_all_fail_alike(live_server: LiveServer, c
         assert "buzon_editor" not in response.headers.get("set-cookie", "")
 
 
+def test_a_non_ascii_code_is_a_wrong_code_not_a_server_error(live_server: LiveServer, client: httpx.Client) -> None:
+    # Found by tests/test_fuzz_editor_forms.py: hmac.compare_digest raised TypeError on such codes (a 500).
+    account = live_server.instance.add_editor()
+    for otp in ("１２３４５６", "٣٣٣٣٣٣", "12345é", "\u202e123456"):
+        response = _login(live_server, client, account.username, account.passphrase, otp)
+        assert response.status_code == 401
+        assert "Login failed" in response.text
+    assert _login(live_server, client, account.username, account.passphrase, account.otp()).status_code == 303
+
+
 def test_a_totp_code_cannot_be_used_twice(live_server: LiveServer, client: httpx.Client) -> None:
     account = live_server.instance.add_editor()
     otp = account.otp()

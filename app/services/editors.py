@@ -222,6 +222,9 @@ def totp_uri(*, username: str, totp_secret: str, issuer: str = "Buzón") -> str:
 
 def _matching_counter(totp_secret: str, code: str, last_counter: int) -> int | None:
     """The time step ``code`` belongs to (±1 step), if newer than ``last_counter``."""
+    # compare_digest raises TypeError on non-ASCII text; such a code is simply wrong, not a server error.
+    if not code.isascii():
+        return None
     totp = pyotp.TOTP(totp_secret)
     now = int(time.time()) // TOTP_STEP_SECONDS
     for counter in (now - 1, now, now + 1):
