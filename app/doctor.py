@@ -254,7 +254,30 @@ def check_onion_hostnames(settings: Settings, options: Options) -> list[Result]:
     if source[1] is not None and source[1] == editor[1]:
         fix = "give the editor portal its own HiddenServiceDir, with client authorisation"
         results.append(Result("onion address", Status.FAIL, "source and editor share one onion name", fix))
+    if editor[1] is not None and options.editor_hostname is not None:
+        results.append(check_editor_client_auth(options.editor_hostname.parent / "authorized_clients"))
     return results
+
+
+_CLIENT_AUTH_LINE = re.compile(r"^descriptor:x25519:[A-Z2-7]{52}$")
+
+
+def check_editor_client_auth(directory: Path) -> Result:
+    """Tor publishes a service openly when no client key loads: the portal must have one."""
+    name = "editor client authorisation"
+    fix = "add each editor's key to the editor service's authorized_clients/ (docs/tor.md), then reload tor"
+    if not directory.is_dir():
+        # Doctor often sees a copy of the hostname file (tor's directory is private).
+        detail = f"no {directory} to check beside the hostname file"
+        return Result(name, Status.WARN, detail, "make sure the editor service's authorized_clients/ holds a key")
+    try:
+        files = sorted(directory.glob("*.auth"))
+        valid = [f for f in files if _CLIENT_AUTH_LINE.match(f.read_text(encoding="ascii", errors="replace").strip())]
+    except OSError as e:
+        return Result(name, Status.WARN, f"cannot read {directory} ({e.strerror})", "run doctor as the tor user")
+    if not valid:
+        return Result(name, Status.FAIL, f"no valid client key in {directory}: the editor portal is public", fix)
+    return Result(name, Status.OK, f"{len(valid)} editor client key(s)")
 
 
 def _read_hostname(name: str, path: Path | None) -> tuple[Result, str | None]:

@@ -53,10 +53,18 @@ def good(tmp_path: Path) -> Instance:
     return instance
 
 
+CLIENT_KEY = "descriptor:x25519:" + "A" * 52
+
+
 def _hostnames(tmp_path: Path, source: str = SOURCE_ONION, editor: str = EDITOR_ONION) -> tuple[Path, Path]:
-    source_file, editor_file = tmp_path / "source.hostname", tmp_path / "editor.hostname"
+    """HiddenServiceDirs as tor lays them out; the editor's has one client key."""
+    source_file, editor_file = tmp_path / "source" / "hostname", tmp_path / "editor" / "hostname"
+    clients = editor_file.parent / "authorized_clients"
+    clients.mkdir(parents=True, exist_ok=True)
+    source_file.parent.mkdir(exist_ok=True)
     source_file.write_text(f"{source}\n")
     editor_file.write_text(f"{editor}\n")
+    (clients / "ana.auth").write_text(f"{CLIENT_KEY}\n")
     return source_file, editor_file
 
 
@@ -267,3 +275,30 @@ def test_a_bad_tor_address_is_refused_by_the_command(good: Instance, tmp_path: P
     result = _buzon_doctor(good.settings, tmp_path, "--tor=nonsense")
     assert result.returncode == 2
     assert "HOST:PORT" in result.stderr
+
+
+@pytest.mark.parametrize("key", [None, "descriptor:x25519:not-a-key", "descriptor:ed25519:" + "A" * 52])
+def test_an_editor_portal_without_a_client_key_fails(
+    good: Instance, tmp_path: Path, tor_port: int, key: str | None
+) -> None:
+    # Tor publishes a service openly when no client key loads.
+    options = _options(tmp_path, tor_port)
+    assert options.editor_hostname is not None
+    clients = options.editor_hostname.parent / "authorized_clients"
+    (clients / "ana.auth").unlink()
+    if key is not None:
+        (clients / "bo.auth").write_text(key)
+    (result,) = _by_check(doctor.run_checks(good.settings, options))["editor client authorisation"]
+    assert result.status is doctor.Status.FAIL
+    assert "public" in result.detail
+    assert doctor.exit_code(doctor.run_checks(good.settings, options)) == 1
+
+
+def test_client_keys_that_doctor_cannot_see_only_warn(good: Instance, tmp_path: Path, tor_port: int) -> None:
+    options = _options(tmp_path, tor_port)
+    assert options.editor_hostname is not None
+    clients = options.editor_hostname.parent / "authorized_clients"
+    (clients / "ana.auth").unlink()
+    clients.rmdir()
+    (result,) = _by_check(doctor.run_checks(good.settings, options))["editor client authorisation"]
+    assert result.status is doctor.Status.WARN
