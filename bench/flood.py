@@ -87,6 +87,7 @@ def measure(*, flooders: int, requests: int) -> Table:
         notes=[
             f"{requests} requests per page per phase; the flood made {attempts / flood.seconds:.1f} login "
             f"attempts/s ({statuses}: 401 = codename checked with Argon2id, 503 = busy page from the KDF gate)",
+            "the flooders, the measuring client and the server share the same cores",
         ],
     )
 

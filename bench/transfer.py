@@ -156,7 +156,11 @@ def measure(*, sizes_mib: list[int]) -> list[Table]:
         ["file", "RSS at rest MB", "peak RSS, upload MB", "peak RSS, download MB"],
         [[f"{m} MiB", f"{rest / MB:.1f}", f"{f[2]:.1f}", f"{f[5]:.1f}"] for m, f in figures.items()],
         met=max(peaks) <= RSS_GOAL_MB,
-        notes=["peak = the larger of 50 ms RSS sampling and the kernel's VmHWM, reset before each transfer"],
+        notes=[
+            "peak = the larger of 50 ms RSS sampling of the server's process tree and the sum of its "
+            "VmHWM (kernel high-water mark, reset before each transfer; an upper bound)",
+            "upload: the default 'remove hidden data' box is ticked, so up to 32 MiB is buffered for stripping",
+        ],
     )
     download = Table(
         "Editor download: the same file decrypted through the editor portal",
