@@ -13,8 +13,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from app import backup, restore
 from app.backup_manifest import ArchiveError, Manifest
+from app.cli_support import fail, load_settings
 from app.db.session import make_engine
-from app.settings import Settings
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary line.")]
 
@@ -29,7 +29,7 @@ def backup_command(
     quiet: QuietOption = False,
 ) -> None:
     """Write a ciphertext-only archive of this instance; safe while it runs."""
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
         with _bar("Backing up", quiet) as progress:
@@ -41,9 +41,9 @@ def backup_command(
                 progress=progress,
             )
     except backup.BackupError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     except OSError as e:
-        raise _fail(f"Backup failed: {e.strerror or e}. No archive was written.") from None
+        raise fail(f"Backup failed: {e.strerror or e}. No archive was written.") from None
     finally:
         engine.dispose()
     skipped = report.manifest.skipped_blobs
@@ -56,31 +56,18 @@ def restore_command(
     quiet: QuietOption = False,
 ) -> None:
     """Rebuild an instance from a backup, into an empty data directory and database."""
-    settings = _settings()
+    settings = load_settings()
     try:
         with _bar("Restoring", quiet) as progress:
             manifest = restore.restore_backup(archive=archive, settings=settings, progress=progress)
     except restore.TargetNotEmpty as e:
-        raise _fail(f"{e} Nothing was changed.") from None
+        raise fail(f"{e} Nothing was changed.") from None
     except ArchiveError as e:
-        raise _fail(f"{e} Nothing was restored.") from None
+        raise fail(f"{e} Nothing was restored.") from None
     except OSError as e:
-        raise _fail(f"Restore failed: {e.strerror or e}. Nothing was restored.") from None
+        raise fail(f"Restore failed: {e.strerror or e}. Nothing was restored.") from None
     typer.echo(f"Restored {_counts(manifest)} into {settings.data_dir} (schema at the latest revision).")
     typer.echo("Start the service as usual; editors and sources log in as before.")
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as e:
-        typer.echo(f"Invalid configuration: {e}", err=True)
-        raise typer.Exit(2) from e
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 @contextmanager

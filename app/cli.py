@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.backup_cli import register as register_backup
+from app.cli_support import fail, load_settings
 from app.codenames import generate_codename
 from app.db.migrate import upgrade_database
 from app.db.models import Editor
@@ -36,23 +37,10 @@ key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
 cli.add_typer(key_cli, name="key")
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as e:
-        typer.echo(f"Invalid configuration: {e}", err=True)
-        raise typer.Exit(2) from e
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 @cli.command()
 def init() -> None:
     """Create the data directory, the database and the newsroom keys."""
-    settings = _settings()
+    settings = load_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     BlobStore(settings.store_dir).create_dirs()
     engine = make_engine(settings.resolved_database_url)
@@ -63,7 +51,7 @@ def init() -> None:
                 session=session, pepper_path=settings.pepper_path, codename_kdf=settings.codename_kdf
             )
         except keys.AlreadyInitialised:
-            raise _fail(f"{settings.data_dir} is already initialised; nothing was changed.") from None
+            raise fail(f"{settings.data_dir} is already initialised; nothing was changed.") from None
     typer.echo(f"Initialised Buzón in {settings.data_dir}")
     typer.echo("Write the recovery secret down and keep it offline. It is shown only this once,")
     typer.echo("and it is the only way back in if every editor passphrase is lost.")
@@ -77,7 +65,7 @@ def _read_passphrase(from_stdin: bool) -> str:
         passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
     problem = weakness(passphrase)
     if problem:
-        raise _fail(f"That passphrase is too weak. {problem}")
+        raise fail(f"That passphrase is too weak. {problem}")
     return passphrase
 
 
@@ -95,7 +83,7 @@ def editor_add(
     passphrase_stdin: Annotated[bool, typer.Option("--passphrase-stdin", help="Read one line from stdin.")] = False,
 ) -> None:
     """Create an editor and, given the recovery secret, grant them the newsroom keys."""
-    settings = _settings()
+    settings = load_settings()
     passphrase = _read_passphrase(passphrase_stdin)
     secret = _recovery_secret(passphrase_stdin)
     with make_session_factory(make_engine(settings.resolved_database_url))() as session:
@@ -104,9 +92,9 @@ def editor_add(
             try:
                 newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
             except crypto.DecryptionError:
-                raise _fail("That recovery secret does not open the newsroom keys.") from None
+                raise fail("That recovery secret does not open the newsroom keys.") from None
             except keys.NotInitialised:
-                raise _fail("Run `buzon init` first.") from None
+                raise fail("Run `buzon init` first.") from None
         try:
             totp_secret = editors.add_editor(
                 session=session,
@@ -117,9 +105,9 @@ def editor_add(
                 newsroom_keys=newsroom_keys,
             )
         except editors.EditorExists:
-            raise _fail(f"An editor named {name!r} already exists.") from None
+            raise fail(f"An editor named {name!r} already exists.") from None
         except ValueError as e:
-            raise _fail(str(e)) from None
+            raise fail(str(e)) from None
     typer.echo(f"Editor {name} created{' (admin)' if admin else ''}.")
     if newsroom_keys is None:
         typer.echo("No recovery secret given: an admin must grant this editor the newsroom key.")
@@ -138,13 +126,13 @@ def editor_invite(
     portal_url: Annotated[str, typer.Option(help="Base address of the editor portal.")] = "http://127.0.0.1:8081",
 ) -> None:
     """Print a one-time enrolment link for a new editor."""
-    with _open_session(_settings()) as session:
+    with _open_session(load_settings()) as session:
         try:
             token = invites.create_invite(session=session, username=name, is_admin=admin, actor=audit.CLI_ACTOR)
         except editors.EditorExists:
-            raise _fail(f"An editor named {name!r} already exists.") from None
+            raise fail(f"An editor named {name!r} already exists.") from None
         except ValueError as e:
-            raise _fail(str(e)) from None
+            raise fail(str(e)) from None
     typer.echo(f"Send this link to {name} over a channel you trust. It works once, for {invites.INVITE_DAYS} days:")
     typer.echo(f"Invite link: {portal_url.rstrip('/')}/invite/{token}")
 
@@ -152,23 +140,23 @@ def editor_invite(
 def _editor_named(session: Session, name: str) -> Editor:
     account = session.scalars(select(Editor).where(Editor.username == name)).first()
     if account is None:
-        raise _fail(f"There is no editor named {name!r}.")
+        raise fail(f"There is no editor named {name!r}.")
     return account
 
 
 @editor_cli.command("grant")
 def editor_grant(name: str) -> None:
     """Grant an editor every newsroom key, opened with the recovery secret."""
-    settings = _settings()
+    settings = load_settings()
     secret = _recovery_secret(from_stdin=False)
     if secret is None:
-        raise _fail("Granting from the command line needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+        raise fail("Granting from the command line needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
     with _open_session(settings) as session:
         account = _editor_named(session, name)
         try:
             newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
         except crypto.DecryptionError:
-            raise _fail("That recovery secret does not open the newsroom keys.") from None
+            raise fail("That recovery secret does not open the newsroom keys.") from None
         keys.remember_recovery_public_key(session=session, recovery_secret=secret)
         editors.grant_access(session=session, editor_id=account.id, newsroom_keys=newsroom_keys, actor=audit.CLI_ACTOR)
     typer.echo(f"{name} can now read every tip.")
@@ -177,7 +165,7 @@ def editor_grant(name: str) -> None:
 @editor_cli.command("revoke")
 def editor_revoke(name: str) -> None:
     """Delete an editor's copies of the newsroom keys and end their sessions."""
-    with _open_session(_settings()) as session:
+    with _open_session(load_settings()) as session:
         editors.revoke_access(session=session, editor_id=_editor_named(session, name).id, actor=audit.CLI_ACTOR)
     typer.echo(f"{name} can no longer read tips. Consider `buzon key rotate` so new tips use a key they never held.")
 
@@ -185,11 +173,11 @@ def editor_revoke(name: str) -> None:
 @key_cli.command("rotate")
 def key_rotate() -> None:
     """Create a new newsroom key for new tips; older keys stay for older tips."""
-    with _open_session(_settings()) as session:
+    with _open_session(load_settings()) as session:
         try:
             new = keys.rotate_newsroom_key(session=session)
         except keys.NotInitialised:
-            raise _fail(
+            raise fail(
                 "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."
             ) from None
         for account in editors.list_editors(session):
@@ -203,7 +191,7 @@ def key_rotate() -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to this version of Buzón (run after an upgrade)."""
-    settings = _settings()
+    settings = load_settings()
     upgrade_database(make_engine(settings.resolved_database_url))
     typer.echo("The database schema is up to date.")
 
@@ -223,7 +211,7 @@ def serve(
     """Run the source interface and the editor portal, each on its own port."""
     from app.main import create_editor_app, create_source_app
 
-    settings = _settings()
+    settings = load_settings()
     swept = BlobStore(settings.store_dir).sweep_partials()
     if swept:
         typer.echo(f"Removed {swept} half-written upload(s) left by an interrupted run.")

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from app import bundles, offline
+from app.cli_support import fail
 
 # Smaller bodies decrypt in a blink; a bar would only flicker.
 PROGRESS_MIN_BYTES = 1024 * 1024
@@ -44,7 +45,7 @@ def decrypt(
 ) -> None:
     """Decrypt a source's bundle with your key file and passphrase, or with the recovery secret."""
     if (key_file is None) == (not recovery):
-        raise _fail("Give either --key-file FILE or --recovery.")
+        raise fail("Give either --key-file FILE or --recovery.")
     key_bytes = None
     if key_file is not None:
         key_bytes = _read_key_file(key_file)
@@ -64,9 +65,9 @@ def decrypt(
                 progress=_Bars(progress),
             )
     except bundles.BundleError as e:
-        raise _fail(f"{e} Nothing was written.") from None
+        raise fail(f"{e} Nothing was written.") from None
     except OSError as e:
-        raise _fail(f"Cannot decrypt {bundle}: {e.strerror or e}. Nothing was written.") from None
+        raise fail(f"Cannot decrypt {bundle}: {e.strerror or e}. Nothing was written.") from None
     typer.echo(offline.report_text(report))
     typer.echo(f"Decrypted {len(report.entries)} item(s) into {out_dir}; this report is in {offline.REPORT_NAME}.")
 
@@ -91,11 +92,6 @@ class _Bars:
         self._progress.update(task, completed=done)
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 def _default_out_dir(bundle: Path) -> Path:
     return bundle.with_suffix("") if bundle.suffix == ".tar" else bundle.with_name(f"{bundle.name}-decrypted")
 
@@ -105,14 +101,14 @@ def _read_key_file(path: Path) -> bytes:
         with path.open("rb") as f:
             return f.read(bundles.MAX_KEY_FILE_BYTES + 1)
     except OSError as e:
-        raise _fail(f"Cannot read {path}: {e.strerror or e}.") from None
+        raise fail(f"Cannot read {path}: {e.strerror or e}.") from None
 
 
 def _parse_key_file(raw: bytes) -> bundles.EditorKeyFile:
     try:
         return bundles.read_key_file(raw)
     except bundles.BundleError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
 
 
 def _read_secret(label: str, from_stdin: bool) -> str:
