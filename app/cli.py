@@ -175,16 +175,11 @@ def key_rotate() -> None:
     """Create a new newsroom key for new tips; older keys stay for older tips."""
     with _open_session(load_settings()) as session:
         try:
-            new = keys.rotate_newsroom_key(session=session)
+            key_id = keys.rotate_and_end_sessions(session=session, actor=audit.CLI_ACTOR)
         except keys.NotInitialised:
             raise fail(
                 "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."
             ) from None
-        for account in editors.list_editors(session):
-            account.session_epoch += 1
-        key_id = crypto.key_id(new.public).hex()
-        audit.record(session, actor=audit.CLI_ACTOR, action="rotated newsroom key", target=key_id)
-        session.commit()
     typer.echo(f"New newsroom key {key_id} is active. Every editor session has ended; logins pick up the new key.")
 
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from app import crypto
 from app.db.models import KeyGrant, NewsroomKey
 from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, TemplatesDep, check_csrf
 from app.errors import BuzonError
@@ -133,19 +132,11 @@ def keys_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep
 async def rotate(request: Request, admin: Admin, factory: SessionFactoryDep) -> Response:
     await _checked_form(request)
 
-    def rotate_and_log_everyone_out() -> None:
+    def rotate_now() -> None:
         with factory() as session:
-            new = keys.rotate_newsroom_key(session=session)
-            # Every open session holds only the old keys; logging everyone out
-            # makes each next login pick up the new one.
-            for account in editors.list_editors(session):
-                account.session_epoch += 1
-            audit.record(
-                session, actor=admin.username, action="rotated newsroom key", target=crypto.key_id(new.public).hex()
-            )
-            session.commit()
+            keys.rotate_and_end_sessions(session=session, actor=admin.username)
 
-    await to_thread.run_sync(rotate_and_log_everyone_out)
+    await to_thread.run_sync(rotate_now)
     return RedirectResponse("/login?rotated=1", status_code=303)
 
 

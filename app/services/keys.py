@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.db.models import Editor, Instance, KeyGrant, NewsroomKey
+from app.services import audit
 
 
 class NotInitialised(Exception):
@@ -135,6 +136,21 @@ def rotate_newsroom_key(*, session: Session) -> crypto.KeyPair:
             )
         )
     return keypair
+
+
+def rotate_and_end_sessions(*, session: Session, actor: str) -> str:
+    """Rotate, log every editor out, audit and commit; return the new key id.
+
+    Open sessions hold only the old keys: ending them all makes each next
+    login pick up the new one.
+    """
+    new = rotate_newsroom_key(session=session)
+    for account in session.scalars(select(Editor)):
+        account.session_epoch += 1
+    key_id_hex = crypto.key_id(new.public).hex()
+    audit.record(session, actor=actor, action="rotated newsroom key", target=key_id_hex)
+    session.commit()
+    return key_id_hex
 
 
 def remember_recovery_public_key(*, session: Session, recovery_secret: str) -> None:
