@@ -24,6 +24,7 @@ from app.decrypt_cli import register as register_decrypt
 from app.doctor_cli import register as register_doctor
 from app.passphrases import weakness
 from app.services import audit, editors, invites, keys
+from app.services.housekeeping import sweep_store
 from app.settings import Settings
 from app.storage import BlobStore
 
@@ -207,9 +208,11 @@ def serve(
     from app.main import create_editor_app, create_source_app
 
     settings = load_settings()
-    swept = BlobStore(settings.store_dir).sweep_partials()
+    engine = make_engine(settings.resolved_database_url)
+    swept = sweep_store(make_session_factory(engine), BlobStore(settings.store_dir))
+    engine.dispose()
     if swept:
-        typer.echo(f"Removed {swept} half-written upload(s) left by an interrupted run.")
+        typer.echo(f"Removed {swept} unrecorded upload(s) left by an interrupted run.")
     servers = [
         uvicorn.Server(_server_config(create_source_app(settings), host, source_port)),
         uvicorn.Server(_server_config(create_editor_app(settings), host, editor_port)),

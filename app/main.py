@@ -120,7 +120,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.notify import install_notifications
-    from app.retention import install_retention
+    from app.retention import install_retention, install_store_sweep
     from app.routers import accounts, admin, editor, export, verify
     from app.services.editors import Authenticator
     from app.throttle import LoginThrottle
@@ -144,4 +144,5 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(export.router)
     install_notifications(app)
     install_retention(app)
+    install_store_sweep(app)
     return app

@@ -149,6 +149,7 @@ def _restore_blobs(
                 pending.file.write(chunk)
             _check_digest(hasher.hexdigest(), manifest.blobs[name], f"The body {name}")
             pending.commit()
+            pending.release()
         except BaseException:
             pending.discard()
             raise

@@ -1,4 +1,4 @@
-"""Running retention in the editor app: once at start-up, then hourly."""
+"""Housekeeping in the editor app: retention and the store sweep, hourly."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.background import run_periodically
+from app.services.housekeeping import sweep_store
 from app.services.retention import apply_retention
 from app.settings import Settings
 from app.storage import BlobStore
@@ -29,3 +30,16 @@ def install_retention(app: FastAPI) -> None:
         _run_once(app.state.session_factory, app.state.store, retention_days)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="retention run")
+
+
+def install_store_sweep(app: FastAPI) -> None:
+    """Hourly, remove bodies that a crashed process (perhaps another one) left unrecorded.
+
+    ``buzon serve`` sweeps once before it starts serving; this catches crashes
+    of other processes that share the store and are not restarted.
+    """
+
+    def job() -> None:
+        sweep_store(app.state.session_factory, app.state.store)
+
+    run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=False, name="store sweep")

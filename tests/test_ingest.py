@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,7 @@ def _ingest(store: BlobStore, chunks: list[bytes], limits: Limits = LIMITS) -> l
         raise
     for item in items:
         item.blob.commit()
+        item.blob.release()
     return items
 
 
@@ -44,6 +47,16 @@ def _open(store: BlobStore, item: SealedItem) -> tuple[crypto.EnvelopeMetadata, 
         content = b"".join(crypto.read_body(data_key, body, metadata.size))
     assert store.size(item.blob_name) == item.body_size == crypto.body_size(metadata.size)
     return metadata, content
+
+
+def _bytes_open_under(root: Path) -> int:
+    """Bytes in the files this process has open under ``root``, named or not (O_TMPFILE)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(root)):
+                total += os.stat(f"/proc/self/fd/{fd}").st_size
+    return total
 
 
 def _split(body: bytes, cuts: list[int]) -> list[bytes]:
@@ -142,7 +155,7 @@ def test_file_arrives_in_chunks_without_buffering(tmp_path: Path) -> None:
     block = bytes(range(256)) * 4096  # 1 MiB
     for _ in range(4):
         ingest.feed(block)
-    written = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    written = _bytes_open_under(tmp_path)
     assert written >= 3 * 1024 * 1024  # all but the last chunk held back for TAG_FINAL
     ingest.abort()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -77,6 +77,7 @@ def send_reply(
             audit.record(session, actor=author, action="reply send", target=source.designation)
         body.blob.commit()
         session.commit()
+        body.blob.release()
     except BaseException:
         session.rollback()
         body.blob.discard()

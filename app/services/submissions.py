@@ -44,9 +44,7 @@ def record_new_source_submission(
     )
     session.add(source)
     _add_submission(session=session, source=source, items=items, today=today)
-    for item in items:
-        item.blob.commit()
-    session.commit()
+    _commit_with_bodies(session, items)
     return codename
 
 
@@ -67,9 +65,17 @@ def record_follow_up(*, session: Session, items: list[SealedItem], source_id: st
         # An editor hid this source as abusive: what they send goes to spam.
         source.status = "spam"
     _add_submission(session=session, source=source, items=items, today=today)
+    _commit_with_bodies(session, items)
+
+
+def _commit_with_bodies(session: Session, items: list[SealedItem]) -> None:
+    # Bodies get their names before the rows commit, and stay locked until
+    # then, so a crash in between leaves only bodies the store sweep removes.
     for item in items:
         item.blob.commit()
     session.commit()
+    for item in items:
+        item.blob.release()
 
 
 def _add_submission(*, session: Session, source: Source, items: list[SealedItem], today: dt.date) -> None:
