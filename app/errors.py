@@ -5,6 +5,7 @@ Pages never carry exception text, stack traces or internal identifiers.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -48,6 +49,38 @@ class TooManyFiles(SubmissionError):
     status_code = 413
     title = N_("Too many files")
     advice = N_("Nothing was saved. Please send the files over several submissions.")
+
+
+class StorageFull(SubmissionError):
+    status_code = 507
+    title = N_("The tip line is out of space")
+    advice = N_(
+        "Nothing was saved. The people who run this tip line have to make room first. "
+        "Please try again in a day or two; a message without files may go through sooner."
+    )
+
+
+# SQLite's SQLITE_FULL result code and PostgreSQL's disk_full SQLSTATE.
+_SQLITE_FULL = 13
+_POSTGRES_DISK_FULL = "53100"
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error behind it, is a full disk or quota."""
+    seen: BaseException | None = error
+    for _ in range(10):  # causes can loop; a few levels is plenty
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        code = getattr(seen, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == _SQLITE_FULL:
+            return True
+        if getattr(seen, "sqlstate", None) == _POSTGRES_DISK_FULL:
+            return True
+        orig = getattr(seen, "orig", None)  # SQLAlchemy wraps the driver's error
+        seen = orig if isinstance(orig, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
 
 
 class EmptySubmission(SubmissionError):
@@ -159,6 +192,8 @@ def install_error_pages(
         return render(request, BuzonError(), 400)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if is_out_of_space(exc):
+            return render(request, StorageFull(), StorageFull.status_code)
         return render(request, BuzonError(), 500)
 
     app.add_exception_handler(BuzonError, on_domain_error)

@@ -10,6 +10,8 @@ bytes arrive, and ``abort`` removes whatever was half-written.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -22,8 +24,10 @@ from app.errors import (
     FirstMessageTooShort,
     MalformedSubmission,
     MessageTooLong,
+    StorageFull,
     SubmissionTooLarge,
     TooManyFiles,
+    is_out_of_space,
 )
 from app.filebody import FileBody, StripPolicy
 from app.storage import BlobStore, PendingBlob
@@ -46,6 +50,8 @@ class Limits:
     max_message_chars: int
     max_files: int
     max_strip_bytes: int = 0
+    # Refuse once the store's filesystem would have less than this left.
+    reserve_bytes: int = 0
 
 
 @dataclass
@@ -90,6 +96,16 @@ def clean_filename(raw: str) -> str:
 def clean_content_type(raw: bytes) -> str:
     """The declared type as printable ASCII, at most 100 characters (docs/crypto.md)."""
     return "".join(c for c in raw.decode("latin-1") if " " <= c <= "~")[: crypto.MAX_TYPE_CHARS]
+
+
+@contextmanager
+def _full_disk_as_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        if is_out_of_space(e):
+            raise StorageFull() from e
+        raise
 
 
 class SubmissionIngest:
@@ -144,12 +160,20 @@ class SubmissionIngest:
 
     # -- public API ----------------------------------------------------------------
 
+    def check_room(self, expected_bytes: int = 0) -> None:
+        """Refuse now if ``expected_bytes`` more would eat into the store's reserve."""
+        if self._store.free_bytes() < self._limits.reserve_bytes + expected_bytes:
+            raise StorageFull()
+
     def feed(self, data: bytes) -> None:
         self._received += len(data)
         if self._received > self._limits.max_total_bytes:
             raise SubmissionTooLarge()
+        if self._limits.reserve_bytes:
+            self.check_room()
         try:
-            self._parser.write(data)
+            with _full_disk_as_storage_full():
+                self._parser.write(data)
         except MultipartParseError as e:
             raise MalformedSubmission() from e
 
@@ -159,6 +183,10 @@ class SubmissionIngest:
             self._parser.finalize()
         except MultipartParseError as e:
             raise MalformedSubmission() from e
+        with _full_disk_as_storage_full():
+            return self._finish()
+
+    def _finish(self) -> list[SealedItem]:
         if not self._ended:
             raise MalformedSubmission()
         items = list(self.items)

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Files up to this size are held in memory to strip hidden metadata; larger
     # ones are stored as sent (the form says so). The budget caps all buffers.
     max_strip_bytes: int = Field(default=32 * MIB, ge=0, le=64 * MIB)
+    # Uploads stop short of filling the disk by this much, so the database,
+    # editors' replies and the deletions that free space always have room.
+    store_reserve_mib: int = Field(default=256, ge=0)
     strip_memory_budget_bytes: int = Field(default=320 * MIB, ge=0)
     source_session_idle_minutes: int = Field(default=120, ge=1)
     min_first_message_chars: int = Field(default=0, ge=0)

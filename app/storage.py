@@ -15,6 +15,7 @@ hour old (the hour covers the instant between its creation and its lock).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -71,7 +72,10 @@ class PendingBlob:
             self._partial.unlink(missing_ok=True)
         if self._linked:
             self.final_path.unlink(missing_ok=True)
-        self.file.close()
+        # Closing flushes what is still buffered, which fails on a full disk;
+        # the fd is closed all the same, and the bytes were unwanted anyway.
+        with contextlib.suppress(OSError):
+            self.file.close()
 
 
 def _link_unnamed(fd: int, path: Path) -> None:
@@ -144,6 +148,11 @@ class BlobStore:
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        """Space left for bodies on the store's filesystem (what an unprivileged writer may use)."""
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize
 
     def _files(self) -> Iterator[Path]:
         if not self.root.is_dir():

@@ -272,3 +272,57 @@ def codename_in(page: str) -> str:
     match = re.search(r'id="codename">([^<]+)<', page)
     assert match is not None, page
     return html.unescape(match.group(1))
+
+
+# (kind, file name or "", content): one envelope, its body fully authenticated.
+StoredItem = tuple[str, str, bytes]
+
+
+def decrypt_every_submission(settings: Settings, recovery_secret: str) -> list[list[StoredItem]]:
+    """Decrypt every submission with the newsroom keys, as stored; any damage raises."""
+    from sqlalchemy import select
+
+    from app import crypto
+    from app.db.models import Submission
+
+    engine = make_engine(settings.resolved_database_url)
+    store = BlobStore(settings.store_dir)
+    try:
+        with make_session_factory(engine)() as session:
+            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=recovery_secret)
+            submissions = []
+            for submission in session.scalars(select(Submission)):
+                items = []
+                for item in submission.items:
+                    data_key = crypto.open_capsule(item.capsule, newsroom_keys)
+                    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+                    with store.open(item.blob_name) as body:
+                        content = b"".join(crypto.read_body(data_key, body, metadata.size))
+                    items.append((item.kind, metadata.name, content))
+                submissions.append(items)
+            return submissions
+    finally:
+        engine.dispose()
+
+
+def assert_database_and_store_sound(settings: Settings) -> None:
+    """The database passes its checks, and the store holds exactly the bodies rows name."""
+    from sqlalchemy import select, text
+
+    from app.db.models import Item, Reply, Source, Submission
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            if uses_sqlite(settings):
+                assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+                assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
+        with make_session_factory(engine)() as session:
+            # No source without a submission, no submission without an item.
+            assert all(source.submissions for source in session.scalars(select(Source)))
+            assert all(submission.items for submission in session.scalars(select(Submission)))
+            recorded = set(session.scalars(select(Item.blob_name))) | set(session.scalars(select(Reply.blob_name)))
+    finally:
+        engine.dispose()
+    on_disk = {p.name for p in stored_files(settings)}
+    assert on_disk == recorded, "orphaned or missing ciphertext"

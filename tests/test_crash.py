@@ -19,23 +19,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, text
 
-from app import crypto
-from app.db.models import Item, Reply, Source, Submission
-from app.db.session import make_engine, make_session_factory
-from app.services import keys
-from app.settings import Settings
 from tests.support import (
     Instance,
     LiveServer,
     ServerFactory,
+    StoredItem,
+    assert_database_and_store_sound,
     codename_in,
+    decrypt_every_submission,
     initialise,
     make_settings,
     multipart_body,
     submit_tip,
-    uses_sqlite,
 )
 
 ROUNDS = 5
@@ -108,50 +104,6 @@ def _round(server: LiveServer, uploads: list[Upload], kill_after: float) -> None
         thread.join(timeout=60)
 
 
-@dataclass(frozen=True)
-class StoredTip:
-    items: list[tuple[str, str, bytes]]  # (kind, name, content), every body fully authenticated
-
-
-def _stored_tips(settings: Settings, recovery_secret: str) -> list[StoredTip]:
-    """Decrypt every submission with the newsroom keys; any damage raises."""
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=recovery_secret)
-            tips = []
-            for submission in session.scalars(select(Submission)):
-                items = []
-                for item in submission.items:
-                    data_key = crypto.open_capsule(item.capsule, newsroom_keys)
-                    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
-                    with (settings.store_dir / item.blob_name[:2] / item.blob_name).open("rb") as body:
-                        content = b"".join(crypto.read_body(data_key, body, metadata.size))
-                    items.append((item.kind, metadata.name, content))
-                tips.append(StoredTip(items))
-            return tips
-    finally:
-        engine.dispose()
-
-
-def _database_is_sound(settings: Settings) -> None:
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as connection:
-            if uses_sqlite(settings):
-                assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-                assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
-        with make_session_factory(engine)() as session:
-            # No source without a submission, no submission without an item.
-            assert all(source.submissions for source in session.scalars(select(Source)))
-            assert all(submission.items for submission in session.scalars(select(Submission)))
-            recorded = set(session.scalars(select(Item.blob_name))) | set(session.scalars(select(Reply.blob_name)))
-    finally:
-        engine.dispose()
-    on_disk = {p.name for p in settings.store_dir.rglob("*") if p.is_file()}
-    assert on_disk == recorded, "orphaned or missing ciphertext"
-
-
 def test_kill_9_during_uploads_loses_nothing_acknowledged_and_leaves_nothing_partial(
     crash_instance: Instance, server_factory: ServerFactory
 ) -> None:
@@ -179,10 +131,10 @@ def test_kill_9_during_uploads_loses_nothing_acknowledged_and_leaves_nothing_par
     assert "refused" not in outcomes, outcomes
     assert outcomes.count("cut off") >= 1, "no kill landed during an upload: the test tested nothing"
 
-    tips = _stored_tips(settings, crash_instance.recovery_secret)
-    by_marker: dict[str, list[StoredTip]] = {}
+    tips = decrypt_every_submission(settings, crash_instance.recovery_secret)
+    by_marker: dict[str, list[list[StoredItem]]] = {}
     for tip in tips:
-        message = next(content for kind, _, content in tip.items if kind == "message").decode()
+        message = next(content for kind, _, content in tip if kind == "message").decode()
         by_marker.setdefault(message.split()[1].rstrip(":") if message.startswith("tip ") else "after", []).append(tip)
     assert len(by_marker.pop("after")) == 1
     sent = {u.marker: u for u in uploads}
@@ -190,14 +142,14 @@ def test_kill_9_during_uploads_loses_nothing_acknowledged_and_leaves_nothing_par
     for marker, stored in by_marker.items():
         upload = sent[marker]
         assert len(stored) == 1, f"tip {marker} stored {len(stored)} times"
-        assert sorted(stored[0].items) == sorted(
+        assert sorted(stored[0]) == sorted(
             [("message", "", upload.message.encode()), ("file", upload.file_name, upload.file_content)]
         ), f"tip {marker} is incomplete or altered"
     for upload in uploads:
         if upload.outcome == "acknowledged":
             assert upload.marker in by_marker, f"acknowledged tip {upload.marker} was lost"
 
-    _database_is_sound(settings)
+    assert_database_and_store_sound(settings)
     for started in [*servers, server]:
         assert [p for p in started.tmp_dir.rglob("*")] == [], "the server left temporary files"
     for started in [*servers, server]:

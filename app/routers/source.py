@@ -28,7 +28,7 @@ from app.forms import read_small_form
 from app.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
 from app.services import keys, replies, sources, submissions
 from app.sessions import SessionData, SessionStore
-from app.settings import Settings
+from app.settings import MIB, Settings
 from app.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
@@ -112,6 +112,8 @@ async def submit(
         min_message_chars=settings.min_first_message_chars if source is None else 0,
         strip=request.app.state.strip_policy,
     )
+    if declared.isdigit():
+        ingest.check_room(int(declared))
     items = await receive_submission(request, ingest, limits)
     try:
         if ingest.fields.get(HONEYPOT_FIELD):
@@ -207,6 +209,7 @@ def _limits(settings: Settings) -> Limits:
         max_message_chars=settings.max_message_chars,
         max_files=settings.max_files_per_submission,
         max_strip_bytes=settings.max_strip_bytes,
+        reserve_bytes=settings.store_reserve_mib * MIB,
     )
 
 
