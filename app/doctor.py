@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from app.db.migrate import MIGRATIONS_DIR
 from app.db.models import AuditEntry, Editor, Instance, KeyGrant, NewsroomKey, Note, Reply, Source, Submission
 from app.db.session import make_engine
-from app.settings import Settings
+from app.settings import MIB, Settings
 
 GIB = 1024**3
 TOR_TIMEOUT_SECONDS = 2.0
@@ -72,7 +72,8 @@ def run_checks(settings: Settings, options: Options, *, today: dt.date | None = 
     results += check_database(settings, today=today or dt.datetime.now(dt.UTC).date())
     results.append(check_tor(options.tor_address))
     results += check_onion_hostnames(settings, options)
-    results.append(check_disk(settings.data_dir))
+    results.append(check_disk(settings.data_dir, reserve=settings.store_reserve_mib * MIB))
+    results.append(check_unnamed_files(settings.store_dir))
     results += check_config(settings, listen_host=options.listen_host, in_container=options.in_container)
     return results
 
@@ -297,18 +298,35 @@ def _read_hostname(name: str, path: Path | None) -> tuple[Result, str | None]:
 # --- disk and configuration -------------------------------------------------------
 
 
-def check_disk(path: Path) -> Result:
+def check_disk(path: Path, reserve: int = 0) -> Result:
     if not path.is_dir():
         return Result("disk", Status.SKIP, "no data directory")
     usage = shutil.disk_usage(path)
-    return assess_disk(total=usage.total, free=usage.free)
+    return assess_disk(total=usage.total, free=usage.free, reserve=reserve)
 
 
-def assess_disk(*, total: int, free: int) -> Result:
+def assess_disk(*, total: int, free: int, reserve: int = 0) -> Result:
     detail = f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB"
+    if free <= reserve:
+        fix = "free space or grow the disk now: sources get an 'out of space' page"
+        return Result("disk", Status.FAIL, f"{detail}, within the store_reserve_mib reserve", fix)
     if free < 5 * GIB or free < total / 10:
         return Result("disk", Status.WARN, detail, "free space or grow the disk: uploads fail when it fills")
     return Result("disk", Status.OK, detail)
+
+
+def check_unnamed_files(store_dir: Path) -> Result:
+    """Whether bodies can be written unnamed until recorded (see app/storage.py)."""
+    name = "store filesystem"
+    if not store_dir.is_dir():
+        return Result(name, Status.SKIP, "no ciphertext store")
+    try:
+        os.close(os.open(store_dir, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except OSError as e:
+        fix = "put the data directory on ext4, XFS, btrfs or tmpfs"
+        detail = f"no unnamed files (O_TMPFILE: {e.strerror}): a crash leaves .partial files for up to an hour"
+        return Result(name, Status.WARN, detail, fix)
+    return Result(name, Status.OK, "unnamed files until recorded (O_TMPFILE)")
 
 
 def check_config(settings: Settings, *, listen_host: str, in_container: bool) -> list[Result]:

@@ -262,6 +262,19 @@ def test_disk_space_warns_below_ten_percent_or_five_gib() -> None:
     assert doctor.assess_disk(total=20 * gib, free=4 * gib).status is doctor.Status.WARN
 
 
+def test_disk_space_within_the_upload_reserve_fails() -> None:
+    gib = doctor.GIB
+    assert doctor.assess_disk(total=100 * gib, free=gib // 8, reserve=gib // 4).status is doctor.Status.FAIL
+    assert doctor.assess_disk(total=100 * gib, free=gib // 2, reserve=gib // 4).status is doctor.Status.WARN
+
+
+def test_the_store_filesystem_check_sees_unnamed_file_support(good: Instance, tmp_path: Path) -> None:
+    assert doctor.check_unnamed_files(good.settings.store_dir).status is doctor.Status.OK
+    # /proc has no O_TMPFILE: the check must notice rather than assume.
+    assert doctor.check_unnamed_files(Path("/proc/self")).status is doctor.Status.WARN
+    assert doctor.check_unnamed_files(tmp_path / "missing").status is doctor.Status.SKIP
+
+
 def test_listening_on_every_interface_fails_outside_a_container(good: Instance) -> None:
     outside = doctor.check_config(good.settings, listen_host="0.0.0.0", in_container=False)
     inside = doctor.check_config(good.settings, listen_host="0.0.0.0", in_container=True)
