@@ -94,7 +94,7 @@ def mailer_from(settings: Settings) -> Mailer | None:
         recipients=tuple(settings.notify_recipients),
         starttls=settings.notify_smtp_starttls,
         username=settings.notify_smtp_username,
-        password=settings.notify_smtp_password,
+        password=settings.notify_smtp_password.get_secret_value() if settings.notify_smtp_password else None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.crypto import KdfParams
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("buzon-data")
     # The source interface's v3 onion name; pages reached by any other name warn.
     onion_address: str | None = Field(default=None, pattern=r"^[a-z2-7]{56}\.onion$")
-    database_url: str | None = None
+    # Secret: a PostgreSQL URL may carry a password, which must not show
+    # wherever Settings is printed or logged.
+    database_url: SecretStr | None = None
     max_submission_bytes: int = Field(default=500 * MIB, ge=1024)
     max_message_chars: int = Field(default=100_000, ge=1)
     max_files_per_submission: int = Field(default=20, ge=1)
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
     notify_smtp_port: int = Field(default=587, ge=1, le=65535)
     notify_smtp_starttls: bool = True
     notify_smtp_username: str | None = None
-    notify_smtp_password: str | None = None
+    notify_smtp_password: SecretStr | None = None
     notify_from: str = "buzon@localhost"
     notify_recipients: list[str] = Field(default_factory=list)
     notify_every_hours: int = Field(default=6, ge=1, le=168)
@@ -93,7 +95,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'buzon.db'}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'buzon.db'}"
 
     @property
     def store_dir(self) -> Path:

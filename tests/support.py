@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+from pydantic import SecretStr
 
 from app.db.migrate import upgrade_database
 from app.db.session import make_engine, make_session_factory
@@ -204,6 +205,8 @@ def csrf_token_in(page: str) -> str:
 def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUZON_")}
     for key, value in settings.model_dump(exclude_none=True).items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         # Lists go as JSON, which is how pydantic-settings reads complex values.
         env[f"BUZON_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     env["TMPDIR"] = str(tmp_dir)
