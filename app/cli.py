@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 from typing import Annotated
@@ -198,11 +199,20 @@ def passphrase() -> None:
     typer.echo(generate_codename())
 
 
+class Interface(enum.StrEnum):
+    source = "source"
+    editor = "editor"
+
+
 @cli.command()
 def serve(
     host: str = "127.0.0.1",
     source_port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
     editor_port: Annotated[int, typer.Option(help="Port of the editor portal.")] = 8081,
+    only: Annotated[
+        Interface | None,
+        typer.Option(help="Run one interface only: extra source machines run 'source'."),
+    ] = None,
 ) -> None:
     """Run the source interface and the editor portal, each on its own port."""
     from app.main import create_editor_app, create_source_app
@@ -213,12 +223,14 @@ def serve(
     engine.dispose()
     if swept:
         typer.echo(f"Removed {swept} unrecorded upload(s) left by an interrupted run.")
-    servers = [
-        uvicorn.Server(_server_config(create_source_app(settings), host, source_port)),
-        uvicorn.Server(_server_config(create_editor_app(settings), host, editor_port)),
-    ]
-    typer.echo(f"Source interface: http://{host}:{source_port}/")
-    typer.echo(f"Editor portal:    http://{host}:{editor_port}/")
+    servers = []
+    if only in (None, Interface.source):
+        servers.append(uvicorn.Server(_server_config(create_source_app(settings), host, source_port)))
+        typer.echo(f"Source interface: http://{host}:{source_port}/")
+    if only in (None, Interface.editor):
+        # The editor app also runs retention, notifications and the hourly store sweep.
+        servers.append(uvicorn.Server(_server_config(create_editor_app(settings), host, editor_port)))
+        typer.echo(f"Editor portal:    http://{host}:{editor_port}/")
     asyncio.run(_serve_all(servers))
 
 
