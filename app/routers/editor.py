@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import crypto
+from app import crypto, streaming
 from app.db.models import SOURCE_STATUSES, Editor, Source
 from app.deps import (
     CSRF_FIELD,
@@ -420,6 +420,9 @@ def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) ->
         metadata, chunks = submissions.open_item_stream(
             session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
         )
+        # The first batch is decrypted before the status line, so a tampered body that fits
+        # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
+        body = streaming.primed(streaming.batched(chunks))
     except (submissions.ItemNotFound, crypto.DecryptionError) as e:
         raise NotFound() from e
     filename = metadata.name or "message.txt"
@@ -428,7 +431,7 @@ def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) ->
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
         "Content-Length": str(metadata.size),
     }
-    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
 
 
 def install(app: FastAPI) -> None:
