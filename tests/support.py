@@ -129,9 +129,11 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"port {port} did not open")
 
 
-def spawn_server(settings: Settings, tmp_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """Start ``buzon serve`` on free ports; return the process and both base URLs."""
-    source_port, editor_port = free_port(), free_port()
+def spawn_server(
+    settings: Settings, tmp_dir: Path, log_path: Path, ports: tuple[int, int] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Start ``buzon serve`` on ``ports`` (source, editor) or free ones; return the process and both base URLs."""
+    source_port, editor_port = ports or (free_port(), free_port())
     command = [sys.executable, "-m", "app", "serve", "--source-port", str(source_port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

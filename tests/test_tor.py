@@ -11,8 +11,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,6 @@ import httpx
 import psutil
 import pytest
 
-from app.settings import Settings
 from tests.socks import (
     ONION_DESCRIPTOR_NOT_FOUND,
     ONION_MISSING_CLIENT_AUTH,
@@ -34,10 +31,9 @@ from tests.support import (
     codename_in,
     initialise,
     make_settings,
-    server_env,
+    spawn_server,
     stop_server,
     submit_tip,
-    wait_for_port,
 )
 from tests.torcontrol import LOOPBACK, TorNetError
 from tests.torkeys import public_directories
@@ -72,25 +68,6 @@ def tornet(tor_binaries: tuple[str, str], tmp_path_factory: pytest.TempPathFacto
     net.stop()
 
 
-def _serve(settings: Settings, tmp_dir: Path, log_path: Path, net: TorNet) -> subprocess.Popen[bytes]:
-    """``buzon serve`` on the ports the onion services point to."""
-    ports = ["--source-port", str(net.source_port), "--editor-port", str(net.editor_port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", *ports],
-            env=server_env(settings, tmp_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(net.source_port, process)
-        wait_for_port(net.editor_port, process)
-    except BaseException:
-        stop_server(process)
-        raise
-    return process
-
-
 def _first_contact(net: TorNet, client: httpx.Client, url: str) -> httpx.Response:
     """GET ``url``, retrying while the client cannot yet find the service's descriptor."""
     deadline = time.monotonic() + FIRST_CONTACT_SECONDS
@@ -111,7 +88,9 @@ def test_a_tip_sent_through_the_onion_service_is_read_in_the_editor_portal(torne
     instance = initialise(settings)
     (tmp_path / "server-tmp").mkdir()
     log_path = tmp_path / "server.log"
-    process = _serve(settings, tmp_path / "server-tmp", log_path, tornet)
+    # On the ports the onion services point to.
+    ports = (tornet.source_port, tornet.editor_port)
+    process, _, _ = spawn_server(settings, tmp_path / "server-tmp", log_path, ports)
     source_url, editor_url = f"http://{tornet.source_onion}", f"http://{tornet.editor_onion}"
     server = LiveServer(instance, source_url, editor_url, tmp_path / "server-tmp", log_path, process)
     marker = f"TORMARKER{secrets.token_hex(8)}"
