@@ -6,32 +6,101 @@ process, so a flood is throttled without recording who sent it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
+from anyio import to_thread
+
+from app import crypto
 from app.errors import ServiceBusy, TryLater
+
+T = TypeVar("T")
+
+# The lowest priority there is. Argon2id then takes only the CPU that the
+# pages and the form leave over, so a login flood slows the logins, not the
+# site. Raising a nice value back needs privileges, which is why the threads
+# that carry it are the gate's own and run nothing but Argon2id.
+KDF_NICENESS = 19
+# Editors are few and their attempts are throttled per minute (app/throttle.py),
+# so they wait for a slot rather than meet the busy page the sources' flood gets.
+EDITOR_KDF_WAIT_SECONDS = 60.0
+
+
+def _lower_priority() -> None:
+    # On Linux a nice value belongs to one thread, not the process; elsewhere
+    # the call would name a process, so nothing is changed there.
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), KDF_NICENESS)
+
+
+def _ready() -> None:
+    pass
 
 
 class KdfGate:
-    """At most ``slots`` Argon2id derivations at once; others wait briefly, then get a busy page.
+    """At most ``slots`` pieces of work that derive with Argon2id at once, the derivations at low priority.
 
-    Without it a login flood would queue unbounded threads behind the KDF and
-    starve the static pages and the form.
+    Work waits up to ``wait_seconds`` for a slot, then gets a busy page:
+    without that, a login flood would queue without bound and hold the memory
+    of every waiting derivation.
     """
 
     def __init__(self, slots: int) -> None:
-        self._slots = threading.BoundedSemaphore(slots)
+        self._slots = slots
+        self._free: asyncio.Semaphore | None = None
+        self._kdf_threads: ThreadPoolExecutor | None = None
 
-    @contextmanager
-    def slot(self, wait_seconds: float) -> Iterator[None]:
-        if not self._slots.acquire(timeout=wait_seconds):
-            raise ServiceBusy()
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Own the low-priority threads for as long as the app serves (its lifespan)."""
+        threads = ThreadPoolExecutor(self._slots, thread_name_prefix="buzon-kdf", initializer=_lower_priority)
         try:
+            # A thread starts now, so a failure to lower its priority stops the app at start-up.
+            await asyncio.wrap_future(threads.submit(_ready))
+            self._free, self._kdf_threads = asyncio.Semaphore(self._slots), threads
             yield
         finally:
-            self._slots.release()
+            self._free = self._kdf_threads = None
+            await to_thread.run_sync(threads.shutdown)  # derivations under way finish first
+
+    async def run(self, work: Callable[[], T], *, wait_seconds: float, low_priority: bool = True) -> T:
+        """``work()`` in a worker thread once a slot is free, else ServiceBusy after ``wait_seconds``.
+
+        With ``low_priority``, the Argon2id runs inside ``work`` go to the
+        gate's low-priority threads. The rest (the database, file moves) stays
+        at normal priority: a starved thread holding a database lock or the
+        GIL would stall the very pages it is meant to make way for.
+        """
+        free, threads = self._free, self._kdf_threads
+        if free is None or threads is None:
+            raise RuntimeError("the KDF gate runs only while its app is serving")
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await free.acquire()
+        except TimeoutError as e:
+            raise ServiceBusy() from e
+        call = partial(_with_kdf_threads, threads, work) if low_priority else work
+        done = asyncio.ensure_future(to_thread.run_sync(call))
+        # The slot (a thread and one Argon2id run's memory) is freed when the
+        # work ends, even if its request is cancelled before that.
+        done.add_done_callback(lambda _: free.release())
+        return await asyncio.shield(done)
+
+
+def _with_kdf_threads(threads: ThreadPoolExecutor, work: Callable[[], T]) -> T:
+    def derive_there(derive: Callable[[], bytes]) -> bytes:
+        return threads.submit(derive).result()
+
+    with crypto.kdf_runner(derive_there):
+        return work()
 
 
 class HourlyBudget:
@@ -64,8 +133,7 @@ class HourlyBudget:
 
 
 class Admission:
-    def __init__(self, *, submissions: int, bytes_: int, new_codenames: int, kdf_slots: int) -> None:
+    def __init__(self, *, submissions: int, bytes_: int, new_codenames: int) -> None:
         self.submissions = HourlyBudget(submissions)
         self.bytes = HourlyBudget(bytes_)
         self.new_codenames = HourlyBudget(new_codenames)
-        self.kdf = KdfGate(kdf_slots)

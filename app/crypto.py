@@ -14,7 +14,9 @@ import secrets
 import struct
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -127,10 +129,28 @@ def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
 MAX_CONCURRENT_KDF = 2
 _kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
 
+# Where an Argon2id run happens: on the calling thread, unless the caller lends
+# threads for it (the server's run at low priority, app/admission.py).
+KdfRunner = Callable[[Callable[[], bytes]], bytes]
+_kdf_runner: ContextVar[KdfRunner | None] = ContextVar("kdf_runner", default=None)
+
+
+@contextmanager
+def kdf_runner(run: KdfRunner) -> Iterator[None]:
+    """Hand every Argon2id run made inside the block to ``run``, which calls it and returns its result."""
+    token = _kdf_runner.set(run)
+    try:
+        yield
+    finally:
+        _kdf_runner.reset(token)
+
 
 def _argon2id(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
     with _kdf_slots:
-        return _argon2id_unlimited(secret, salt, params)
+        run = _kdf_runner.get()
+        if run is None:
+            return _argon2id_unlimited(secret, salt, params)
+        return run(lambda: _argon2id_unlimited(secret, salt, params))
 
 
 def _argon2id_unlimited(secret: bytes, salt: bytes, params: KdfParams) -> bytes:

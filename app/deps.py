@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.templating import Jinja2Templates
 
+from app.admission import KdfGate
 from app.csrf import CsrfTokens
 from app.errors import CrossOriginRequest, FormExpired
 from app.security import is_cross_origin
@@ -36,6 +37,11 @@ def get_db(request: Request) -> Iterator[Session]:
 def get_store(request: Request) -> BlobStore:
     store: BlobStore = request.app.state.store
     return store
+
+
+def get_kdf_gate(request: Request) -> KdfGate:
+    gate: KdfGate = request.app.state.kdf_gate
+    return gate
 
 
 def get_templates(request: Request) -> Jinja2Templates:
@@ -70,5 +76,6 @@ SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory
 DbDep = Annotated[Session, Depends(get_db)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+KdfGateDep = Annotated[KdfGate, Depends(get_kdf_gate)]
 SameOrigin = Depends(require_same_origin)
 CsrfQuery = Depends(require_csrf_query)

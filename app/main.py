@@ -6,7 +6,8 @@ templates; the source app never imports the editor router.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from starlette.templating import Jinja2Templates
 
 from app import i18n
-from app.admission import Admission
+from app.admission import Admission, KdfGate
 from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
@@ -62,6 +63,17 @@ async def _healthz() -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
+def _during_lifespan(app: FastAPI, context: Callable[[], contextlib.AbstractAsyncContextManager[None]]) -> None:
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with context(), previous(app):
+            yield
+
+    app.router.lifespan_context = lifespan
+
+
 def _base_app(
     settings: Settings,
     interface: str,
@@ -82,6 +94,8 @@ def _base_app(
         load_or_create_secret(settings.csrf_key_path), lifetime_hours=settings.csrf_lifetime_hours
     )
     app.state.csrf_cookie = csrf_cookie
+    app.state.kdf_gate = KdfGate(settings.max_concurrent_kdf)
+    _during_lifespan(app, app.state.kdf_gate.running)
     app.add_middleware(CsrfCookieMiddleware, cookie_name=csrf_cookie)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -108,7 +122,6 @@ def create_source_app(settings: Settings) -> FastAPI:
         submissions=settings.max_submissions_per_hour,
         bytes_=settings.max_bytes_per_hour,
         new_codenames=settings.max_new_codenames_per_hour,
-        kdf_slots=settings.max_concurrent_kdf,
     )
     app.state.strip_policy = StripPolicy(
         max_bytes=settings.max_strip_bytes,

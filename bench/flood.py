@@ -12,8 +12,10 @@ A benchmark, not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -35,6 +37,12 @@ def _page_p95s(http: httpx.Client, base: str, requests: int) -> dict[str, float]
             if response.status_code != 200:
                 raise RuntimeError(f"GET {path} answered {response.status_code}")
     return {path: percentile(times, 0.95) * 1000 for path, times in samples.items()}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Flood:
@@ -74,10 +82,14 @@ def measure(*, flooders: int, requests: int) -> Table:
         idle = _page_p95s(http, base, requests)
         with _Flood(base, flooders) as flood:
             time.sleep(1.0)  # let every flooder reach the KDF gate
+            # Wall time; CPU of this process (flooders and measuring client), of this thread, of the server.
+            began = time.perf_counter(), time.process_time(), time.thread_time(), _cpu_seconds(bench.pid)
             loaded = _page_p95s(http, base, requests)
+            ended = time.perf_counter(), time.process_time(), time.thread_time(), _cpu_seconds(bench.pid)
     ratios = {path: loaded[path] / idle[path] for path in PATHS}
     attempts = sum(flood.statuses.values())
     statuses = ", ".join(f"{count} × {status}" for status, count in sorted(flood.statuses.items()))
+    wall, bench_cpu, measuring_cpu, server_cpu = (end - start for start, end in zip(began, ended, strict=True))
     return Table(
         f"Pages under a codename-login flood ({flooders} flooding threads)",
         f"p95 under the flood ≤ {RATIO_GOAL:.0f}× the idle p95, for every page",
@@ -87,7 +99,9 @@ def measure(*, flooders: int, requests: int) -> Table:
         notes=[
             f"{requests} requests per page per phase; the flood made {attempts / flood.seconds:.1f} login "
             f"attempts/s ({statuses}: 401 = codename checked with Argon2id, 503 = busy page from the KDF gate)",
-            "the flooders, the measuring client and the server share the same cores",
+            "the flooders, the measuring client and the server share the same cores; CPU while the flood was "
+            f"measured ({wall:.1f} s, so {wall * (os.cpu_count() or 1):.1f} core-seconds): flooders "
+            f"{bench_cpu - measuring_cpu:.1f} s, measuring client {measuring_cpu:.1f} s, server {server_cpu:.1f} s",
         ],
     )
 

@@ -6,13 +6,16 @@ session, 15 minutes); nothing is written until the editor proves the code.
 
 from __future__ import annotations
 
+from functools import partial
+
 import segno
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from app.deps import CSRF_FIELD, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
+from app.admission import EDITOR_KDF_WAIT_SECONDS
+from app.deps import CSRF_FIELD, KdfGateDep, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
 from app.errors import BuzonError
 from app.forms import read_small_form
 from app.passphrases import MIN_CHARS, suggest, weakness
@@ -67,7 +70,12 @@ def enrol_form(request: Request, token: str, factory: SessionFactoryDep, templat
 
 @router.post("/invite/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def choose_passphrase(
-    request: Request, token: str, factory: SessionFactoryDep, settings: SettingsDep, templates: TemplatesDep
+    request: Request,
+    token: str,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    kdf_gate: KdfGateDep,
 ) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
@@ -78,7 +86,8 @@ async def choose_passphrase(
     problem = await to_thread.run_sync(lambda: weakness(passphrase, username=username))
     if problem:
         return _passphrase_page(request, templates, username, problem)
-    pending = await to_thread.run_sync(editors.prepare_enrolment, passphrase, settings.editor_kdf)
+    prepare = partial(editors.prepare_enrolment, passphrase, settings.editor_kdf)
+    pending = await kdf_gate.run(prepare, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
     labels = (token, pending.public_key.hex(), pending.wrapped_secret_key.hex())
     cookie = _enrolments(request).create(username, pending.totp_secret.encode("ascii"), labels)
     response = _totp_page(request, templates, token, username, pending.totp_secret, error=False)

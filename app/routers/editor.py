@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto, streaming
+from app.admission import EDITOR_KDF_WAIT_SECONDS
 from app.db.models import SOURCE_STATUSES, Editor, Source
 from app.deps import (
     CSRF_FIELD,
     DbDep,
+    KdfGateDep,
     SameOrigin,
     SessionFactoryDep,
     SettingsDep,
@@ -72,7 +74,9 @@ def login_form(request: Request, templates: TemplatesDep) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[SameOrigin])
-async def login(request: Request, templates: TemplatesDep, factory: SessionFactoryDep) -> Response:
+async def login(
+    request: Request, templates: TemplatesDep, factory: SessionFactoryDep, kdf_gate: KdfGateDep
+) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     authenticator: Authenticator = request.app.state.authenticator
@@ -92,7 +96,7 @@ async def login(request: Request, templates: TemplatesDep, factory: SessionFacto
             )
 
     try:
-        editor = await to_thread.run_sync(attempt)
+        editor = await kdf_gate.run(attempt, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
     except LoginFailed:
         throttle.failed(username)
         context = {"failed": True, "username": username}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from app import bundles, offline
-from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
+from app.admission import EDITOR_KDF_WAIT_SECONDS
+from app.deps import CSRF_FIELD, DbDep, KdfGateDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
 from app.errors import NotFound
 from app.forms import read_small_form
 from app.routers.editor import CurrentEditor
@@ -42,7 +42,7 @@ def account(request: Request, editor: CurrentEditor, templates: TemplatesDep) ->
 
 @router.post("/account/key-file", dependencies=[SameOrigin])
 async def key_file(
-    request: Request, editor: CurrentEditor, factory: SessionFactoryDep, templates: TemplatesDep
+    request: Request, editor: CurrentEditor, factory: SessionFactoryDep, templates: TemplatesDep, kdf_gate: KdfGateDep
 ) -> Response:
     """The wrapped key, only to someone who knows the passphrase: a stolen session
     cookie alone must not carry the key away for an offline guessing attack."""
@@ -61,7 +61,7 @@ async def key_file(
             return bundles.editor_key_file(session=session, editor_id=editor.editor_id)
 
     try:
-        content = await to_thread.run_sync(fetch)
+        content = await kdf_gate.run(fetch, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
     except bundles.ExportNotFound as e:
         raise NotFound() from e
     if content is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from anyio import to_thread
@@ -16,6 +17,7 @@ from app.deps import (
     CSRF_FIELD,
     CsrfQuery,
     DbDep,
+    KdfGateDep,
     SameOrigin,
     SessionFactoryDep,
     SettingsDep,
@@ -35,7 +37,10 @@ COOKIE_NAME = "buzon_source"
 # Outcomes the source should hear about: hidden data may still be in these files.
 UNSTRIPPED = ("unsupported", "failed", "too-large")
 # A new source's codename is derived after their upload has arrived; rather
-# than lose the upload to a busy page, wait longer for a KDF slot.
+# than lose the upload to a busy page, wait longer for a KDF slot. It keeps
+# normal priority: busy cores (uploads, say) could starve a low-priority one
+# while the source waits for the one page that shows their codename. Each costs
+# an upload and a share of the hourly budget, so these make no cheap flood.
 NEW_SOURCE_KDF_WAIT_SECONDS = 120.0
 
 router = APIRouter()
@@ -94,6 +99,7 @@ async def submit(
     settings: SettingsDep,
     factory: SessionFactoryDep,
     store: StoreDep,
+    kdf_gate: KdfGateDep,
     source: MaybeSource,
 ) -> Response:
     admission = _admission(request)
@@ -125,7 +131,8 @@ async def submit(
             codename = None
         else:
             admission.new_codenames.take()
-            codename = await to_thread.run_sync(_record_new_source, request, factory, settings, items)
+            record = partial(_record_new_source, factory, settings, items)
+            codename = await kdf_gate.run(record, wait_seconds=NEW_SOURCE_KDF_WAIT_SECONDS, low_priority=False)
     except BaseException:
         ingest.abort()
         raise
@@ -140,13 +147,13 @@ def login_form(request: Request, templates: TemplatesDep) -> Response:
 
 
 @router.post("/login", dependencies=[SameOrigin])
-async def login(request: Request, settings: SettingsDep, factory: SessionFactoryDep) -> Response:
+async def login(request: Request, settings: SettingsDep, factory: SessionFactoryDep, kdf_gate: KdfGateDep) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     codename = form.get("codename", "")
 
     def attempt() -> tuple[str, bytes] | None:
-        with _admission(request).kdf.slot(settings.kdf_wait_seconds), factory() as session:
+        with factory() as session:
             found = sources.find_source(
                 session=session,
                 codename=codename,
@@ -156,7 +163,7 @@ async def login(request: Request, settings: SettingsDep, factory: SessionFactory
             return None if found is None else (found[0].id, found[1].secret)
 
     try:
-        found = await to_thread.run_sync(attempt)
+        found = await kdf_gate.run(attempt, wait_seconds=settings.kdf_wait_seconds)
     except keys.NotInitialised as e:
         raise ServiceOffline() from e
     if found is None:
@@ -222,10 +229,8 @@ def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
         raise ServiceOffline() from e
 
 
-def _record_new_source(
-    request: Request, factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]
-) -> str:
-    with _admission(request).kdf.slot(NEW_SOURCE_KDF_WAIT_SECONDS), factory() as session:
+def _record_new_source(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:
+    with factory() as session:
         return submissions.record_new_source_submission(
             session=session,
             items=items,
