@@ -263,7 +263,8 @@ class SubmissionIngest:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
         if part.body is not None:
-            part.body.write(data[start:end])
+            # A view, not a copy: file bytes go straight on to be encrypted.
+            part.body.write(memoryview(data)[start:end])
             return
         if part.filename is not None:
             if end > start:  # bytes for a file input that had no name

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
 from anyio import to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
 
 from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge
@@ -14,6 +16,11 @@ from app.ingest import Limits, SealedItem, SubmissionIngest
 # After a refused upload the rest of the body is read and dropped, up to this
 # much, so the browser gets to show the error page instead of a reset.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# While a worker thread encrypts one batch, the event loop reads ahead up to this
+# many body messages (uvicorn hands over at most ~256 KiB in each), and the next
+# hop to the thread takes all of them: reading overlaps encrypting, hops stay few,
+# and the plaintext held in memory stays bounded.
+READ_AHEAD_MESSAGES = 4
 
 
 class _RequestBody:
@@ -53,9 +60,7 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
     try:
         if declared.isdigit() and int(declared) > limits.max_total_bytes:
             raise SubmissionTooLarge()
-        async for chunk in body.chunks():
-            if chunk:
-                await to_thread.run_sync(ingest.feed, chunk)
+        await _feed(body, ingest)
         return await to_thread.run_sync(ingest.finish)
     except SubmissionError:
         ingest.abort()
@@ -67,6 +72,41 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
     except BaseException:
         ingest.abort()
         raise
+
+
+async def _feed(body: _RequestBody, ingest: SubmissionIngest) -> None:
+    """Read the body in one task while the ingest encrypts what has arrived in a worker thread."""
+    send, receive = anyio.create_memory_object_stream[bytes](READ_AHEAD_MESSAGES)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_read_ahead, body, send)
+            async with receive:
+                async for chunk in receive:
+                    await to_thread.run_sync(_feed_batch, ingest, [chunk, *_arrived(receive)])
+    except BaseExceptionGroup as e:
+        # One side failed and the other was cancelled: the failure is what the caller handles.
+        raise e.exceptions[0] from None
+
+
+async def _read_ahead(body: _RequestBody, send: MemoryObjectSendStream[bytes]) -> None:
+    async with send:
+        async for chunk in body.chunks():
+            if chunk:
+                await send.send(chunk)
+
+
+def _arrived(receive: MemoryObjectReceiveStream[bytes]) -> list[bytes]:
+    """The chunks already read ahead, without waiting for more."""
+    chunks = []
+    with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+        while True:
+            chunks.append(receive.receive_nowait())
+    return chunks
+
+
+def _feed_batch(ingest: SubmissionIngest, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        ingest.feed(chunk)
 
 
 async def drain_unread_body(request: Request) -> None:
