@@ -5,24 +5,22 @@ When stripping is requested the file is held in memory (never on disk) up to
 result encrypted. A larger file is encrypted as it streams, as sent. Memory
 for these buffers comes from a shared budget, so concurrent uploads wait
 for room instead of exhausting the server.
+
+The buffer is an anonymous memory mapping of its own rather than a growing
+``bytearray``: growing one reallocates and copies (briefly holding two), and
+the allocator may keep the freed memory for good, so one large upload would
+leave the server that much bigger.
 """
 
 from __future__ import annotations
 
+import mmap
 import threading
 from dataclasses import dataclass
 
 from app import crypto
 from app.errors import ServiceBusy
-from app.sanitize import StripStatus, strip_metadata
 from app.storage import BlobStore, PendingBlob
-
-SANITISED = {
-    StripStatus.STRIPPED: "stripped",
-    StripStatus.NOTHING_TO_STRIP: "none-found",
-    StripStatus.UNSUPPORTED: "unsupported",
-    StripStatus.FAILED: "failed",
-}
 
 
 class MemoryBudget:
@@ -66,13 +64,41 @@ class FinishedFile:
     sanitised: str
 
 
+class _Held:
+    """One file's plaintext, held for stripping in an anonymous mapping: nothing backs it
+    on disk, its pages are taken only as bytes arrive, and closing it gives them all back."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        # An anonymous mapping cannot be empty; the capacity alone bounds what is held.
+        self._map = mmap.mmap(-1, max(capacity, 1), flags=mmap.MAP_PRIVATE)
+        self.size = 0
+
+    def fits(self, more: int) -> bool:
+        return self.size + more <= self.capacity
+
+    def append(self, data: bytes | memoryview) -> None:
+        self._map.write(data)
+        self.size += len(data)
+
+    def copy(self) -> bytes:
+        return self._map[: self.size]
+
+    def write_to(self, writer: crypto.BodyWriter) -> None:
+        with memoryview(self._map) as view:
+            writer.write(view[: self.size])
+
+    def close(self) -> None:
+        self._map.close()
+
+
 class FileBody:
     """Receives one file's bytes and leaves an encrypted, pending body."""
 
     def __init__(self, store: BlobStore, strip: StripPolicy | None) -> None:
         self._store = store
         self._strip = strip
-        self._buffer: bytearray | None = None
+        self._held: _Held | None = None
         self._writer: crypto.BodyWriter | None = None
         self._blob: PendingBlob | None = None
         self._blob_name = ""
@@ -80,7 +106,7 @@ class FileBody:
         self._sanitised = "not-requested"
         if strip is not None:
             strip.budget.reserve(strip.reservation)
-            self._buffer = bytearray()
+            self._held = _Held(strip.max_bytes)
         else:
             self._open()
 
@@ -90,33 +116,33 @@ class FileBody:
         return self._writer
 
     def _release(self) -> None:
-        if self._buffer is not None and self._strip is not None:
-            self._buffer = None
+        if self._held is not None and self._strip is not None:
+            self._held.close()
+            self._held = None
             self._strip.budget.release(self._strip.reservation)
 
-    def write(self, data: bytes) -> None:
-        if self._buffer is None:
+    def write(self, data: bytes | memoryview) -> None:
+        if self._held is None:
             assert self._writer is not None
             self._writer.write(data)
-            return
-        assert self._strip is not None
-        self._buffer += data
-        if len(self._buffer) > self._strip.max_bytes:
+        elif self._held.fits(len(data)):
+            self._held.append(data)
+        else:
             # Too large to strip in memory: from here on it streams as sent.
-            held = self._buffer
-            self._open().write(held)
+            writer = self._open()
+            self._held.write_to(writer)
+            writer.write(data)
             self._release()
             self._sanitised = "too-large"
 
     def finish(self) -> FinishedFile:
-        if self._buffer is not None:
-            original = bytes(self._buffer)
-            self._buffer.clear()  # keep at most the original and the stripped copy
-            result = strip_metadata(original, filename="", content_type="")
+        if self._held is not None:
+            original = self._held.copy()
+            self._held.close()  # keep at most the original and the stripped copy
+            data, self._sanitised = _stripped(original)
             del original
             self._release()
-            self._sanitised = SANITISED[result.status]
-            self._open().write(result.data)
+            self._open().write(data)
         assert self._writer is not None
         assert self._blob is not None
         digest = self._writer.finish()
@@ -126,3 +152,19 @@ class FileBody:
         self._release()
         if self._blob is not None:
             self._blob.discard()
+
+
+def _stripped(data: bytes) -> tuple[bytes, str]:
+    """``data`` without its hidden metadata if possible, and the envelope's word for what was done."""
+    # Imported on first use: Pillow and pikepdf take some 8 MB that a server
+    # need not hold until a source first asks for a file to be cleaned.
+    from app.sanitize import StripStatus, strip_metadata
+
+    result = strip_metadata(data, filename="", content_type="")
+    sanitised = {
+        StripStatus.STRIPPED: "stripped",
+        StripStatus.NOTHING_TO_STRIP: "none-found",
+        StripStatus.UNSUPPORTED: "unsupported",
+        StripStatus.FAILED: "failed",
+    }
+    return result.data, sanitised[result.status]

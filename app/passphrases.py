@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-
 from app.codenames import generate_codename
 
 MIN_CHARS = 14
@@ -20,6 +18,10 @@ def weakness(passphrase: str, *, username: str = "") -> str | None:
         return f"Use at least {MIN_CHARS} characters."
     if username and username.lower() in passphrase.lower():
         return "Do not include your username."
+    # Imported on first use: its dictionaries take some 12 MB that the server
+    # needs only while an editor chooses a passphrase.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(passphrase[:_CHECKED_CHARS], user_inputs=[username, "buzon", "buzón"])
     if result["score"] < MIN_SCORE:
         warning = result["feedback"].get("warning") or "It would be easy to guess."

@@ -8,16 +8,21 @@ sent.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app import crypto, inspect
+from app import crypto
 from app.deps import DbDep, StoreDep, TemplatesDep
 from app.errors import NotFound
 from app.routers.editor import CurrentEditor
 from app.services import submissions
 from app.storage import BlobStore
+
+if TYPE_CHECKING:
+    from app.inspect import MetadataReport
 
 # Larger files are reported from their encrypted metadata only.
 MAX_INSPECT_BYTES = 64 * 1024 * 1024
@@ -43,7 +48,11 @@ def _open_in_memory(
 async def report(
     request: Request, item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep, templates: TemplatesDep
 ) -> Response:
-    def build() -> tuple[crypto.EnvelopeMetadata, inspect.MetadataReport | None, bool]:
+    def build() -> tuple[crypto.EnvelopeMetadata, MetadataReport | None, bool]:
+        # Imported on first use, here and below: Pillow and pikepdf take some 8 MB
+        # that the server need not hold until an editor first inspects a file.
+        from app import inspect
+
         metadata, data = _open_in_memory(db, store, item_id, editor)
         if data is None:
             return metadata, None, False
@@ -68,6 +77,8 @@ async def report(
 @router.get("/items/{item_id}/preview")
 async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
     def build() -> bytes | None:
+        from app import inspect
+
         _, data = _open_in_memory(db, store, item_id, editor)
         return None if data is None else inspect.safe_preview(data)
 

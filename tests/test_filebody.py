@@ -1,0 +1,70 @@
+"""FileBody: what is held for stripping, when it streams instead, and that memory goes back."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import crypto
+from app.errors import ServiceBusy
+from app.filebody import FileBody, FinishedFile, MemoryBudget, StripPolicy
+from app.storage import BlobStore
+
+MAX = 4096
+BUDGET = 2 * MAX
+
+
+def _policy() -> StripPolicy:
+    return StripPolicy(max_bytes=MAX, budget=MemoryBudget(BUDGET, wait_seconds=0))
+
+
+def _write(store: BlobStore, strip: StripPolicy | None, chunks: list[bytes]) -> FinishedFile:
+    body = FileBody(store, strip)
+    for chunk in chunks:
+        body.write(memoryview(chunk))
+    return body.finish()
+
+
+def _content(store: BlobStore, done: FinishedFile) -> bytes:
+    done.blob.commit()
+    done.blob.release()
+    with store.open(done.blob_name) as body:
+        return b"".join(crypto.read_body(done.data_key, body, done.size))
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.sampled_from([0, 1, MAX - 1, MAX, MAX + 1, 3 * MAX + 5]), cuts=st.lists(st.integers(0), max_size=6))
+def test_held_or_streamed_the_content_is_kept_whole(tmp_path: Path, size: int, cuts: list[int]) -> None:
+    data = bytes(i % 251 for i in range(size))  # no known type, nor text: stripping leaves it as sent
+    strip = _policy()
+    store = BlobStore(tmp_path)
+    done = _write(store, strip, _split(data, cuts))
+    assert _content(store, done) == data
+    assert done.sanitised == ("too-large" if size > MAX else "unsupported" if size else "none-found")
+    strip.budget.reserve(BUDGET)  # the whole budget is back: this would raise ServiceBusy
+
+
+def test_without_stripping_nothing_is_held(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    done = _write(store, None, [b"x" * (MAX + 1)])
+    assert done.sanitised == "not-requested"
+    assert _content(store, done) == b"x" * (MAX + 1)
+
+
+def test_a_discarded_body_gives_its_budget_back(tmp_path: Path) -> None:
+    strip = _policy()
+    body = FileBody(BlobStore(tmp_path), strip)
+    body.write(b"y" * 100)
+    with pytest.raises(ServiceBusy):
+        strip.budget.reserve(1)  # the reservation is held while the file is buffered
+    body.discard()
+    strip.budget.reserve(BUDGET)
