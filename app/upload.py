@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
 
@@ -57,11 +57,15 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
     """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
     declared = request.headers.get("content-length", "")
     body = _RequestBody(request)
+    # The ingest runs on a thread of this upload's own, not one of the pool the
+    # pages share: a file waiting there for strip memory (app/filebody.py) would
+    # otherwise hold a thread that the upload holding that memory needs to finish.
+    own_thread = CapacityLimiter(1)
     try:
         if declared.isdigit() and int(declared) > limits.max_total_bytes:
             raise SubmissionTooLarge()
-        await _feed(body, ingest)
-        return await to_thread.run_sync(ingest.finish)
+        await _feed(body, ingest, own_thread)
+        return await to_thread.run_sync(ingest.finish, limiter=own_thread)
     except SubmissionError:
         ingest.abort()
         await body.drain(DRAIN_LIMIT_BYTES)
@@ -74,7 +78,7 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
         raise
 
 
-async def _feed(body: _RequestBody, ingest: SubmissionIngest) -> None:
+async def _feed(body: _RequestBody, ingest: SubmissionIngest, thread: CapacityLimiter) -> None:
     """Read the body in one task while the ingest encrypts what has arrived in a worker thread."""
     send, receive = anyio.create_memory_object_stream[bytes](READ_AHEAD_MESSAGES)
     try:
@@ -82,7 +86,7 @@ async def _feed(body: _RequestBody, ingest: SubmissionIngest) -> None:
             group.start_soon(_read_ahead, body, send)
             async with receive:
                 async for chunk in receive:
-                    await to_thread.run_sync(_feed_batch, ingest, [chunk, *_arrived(receive)])
+                    await to_thread.run_sync(_feed_batch, ingest, [chunk, *_arrived(receive)], limiter=thread)
     except BaseExceptionGroup as e:
         # One side failed and the other was cancelled: the failure is what the caller handles.
         raise e.exceptions[0] from None
