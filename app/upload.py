@@ -87,9 +87,11 @@ async def _feed(body: _RequestBody, ingest: SubmissionIngest, thread: CapacityLi
             async with receive:
                 async for chunk in receive:
                     await to_thread.run_sync(_feed_batch, ingest, [chunk, *_arrived(receive)], limiter=thread)
-    except BaseExceptionGroup as e:
+    except BaseExceptionGroup as group:
         # One side failed and the other was cancelled: the failure is what the caller handles.
-        raise e.exceptions[0] from None
+        failure = group.exceptions[0]
+        context = None if failure.__suppress_context__ else failure.__context__
+        raise failure from failure.__cause__ or context
 
 
 async def _read_ahead(body: _RequestBody, send: MemoryObjectSendStream[bytes]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from python_multipart.exceptions import MultipartParseError
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -113,3 +114,10 @@ def test_a_client_gone_mid_body_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(MalformedSubmission):
         _receive(body, _ingest(BlobStore(tmp_path), limits), limits)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_refusal_keeps_its_cause(tmp_path: Path) -> None:
+    limits = Limits(max_total_bytes=1024 * 1024, max_message_chars=10, max_files=1)
+    with pytest.raises(MalformedSubmission) as refused:
+        _receive(_Body(iter([b"not multipart at all\r\n" * 10])), _ingest(BlobStore(tmp_path), limits), limits)
+    assert isinstance(refused.value.__cause__, MultipartParseError)
