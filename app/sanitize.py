@@ -156,7 +156,8 @@ _SOS, _EOI, _APP0, _APP1, _APP14, _COM = 0xDA, 0xD9, 0xE0, 0xE1, 0xEE, 0xFE
 def _strip_jpeg(data: bytes) -> bytes:
     if not data.startswith(b"\xff\xd8"):
         raise _Malformed("not a JPEG")
-    kept: list[bytes] = []
+    # The image data is kept as views into ``data``: the result is then the only copy made.
+    kept: list[bytes | memoryview] = []
     orientation = 1
     pos, end = 2, len(data)
     while pos < end:
@@ -181,7 +182,7 @@ def _strip_jpeg(data: bytes) -> bytes:
             # has been cleaned, and the EOI appended below closes it.
             match = _SCAN_END.search(data, pos + length)
             scan_end = match.start() if match else end
-            kept.append(b"\xff\xda" + data[pos:scan_end])
+            kept += [b"\xff\xda", memoryview(data)[pos:scan_end]]
             pos = scan_end
             continue
         payload = data[pos + 2 : pos + length]
@@ -192,9 +193,9 @@ def _strip_jpeg(data: bytes) -> bytes:
         if segment is not None:
             kept.append(segment)
     if orientation != 1:
-        at = 1 if kept and kept[0].startswith(b"\xff\xe0") else 0
+        at = 1 if kept and kept[0][:2] == b"\xff\xe0" else 0
         kept.insert(at, _jpeg_segment(_APP1, b"Exif\x00\x00" + _orientation_tiff(orientation)))
-    return b"\xff\xd8" + b"".join(kept) + b"\xff\xd9"
+    return b"".join([b"\xff\xd8", *kept, b"\xff\xd9"])
 
 
 def _kept_jpeg_segment(marker: int, payload: bytes) -> bytes | None:
@@ -226,7 +227,8 @@ _PNG_KEEP = frozenset(
 
 
 def _strip_png(data: bytes) -> bytes:
-    kept: list[bytes] = []
+    # Chunks are kept as views into ``data``, as in _strip_jpeg.
+    kept: list[bytes | memoryview] = []
     orientation = 1
     pos = len(filetypes.PNG_SIGNATURE)
     chunk_type = b""
@@ -241,13 +243,13 @@ def _strip_png(data: bytes) -> bytes:
             orientation = _read_orientation(data[pos + 8 : end - 4])
         # Critical chunks (upper-case first letter) are kept even if unknown: dropping one breaks the image.
         if not chunk_type[0] & 0x20 or chunk_type in _PNG_KEEP:
-            kept.append(data[pos:end])
+            kept.append(memoryview(data)[pos:end])
         pos = end
     if orientation != 1:
         payload = b"eXIf" + _orientation_tiff(orientation)
         chunk = struct.pack(">I", len(payload) - 4) + payload + struct.pack(">I", zlib.crc32(payload))
         kept.insert(1, chunk)  # right after IHDR: eXIf must come before the image data
-    return filetypes.PNG_SIGNATURE + b"".join(kept)
+    return b"".join([filetypes.PNG_SIGNATURE, *kept])
 
 
 # -- WebP ------------------------------------------------------------------------------------------
