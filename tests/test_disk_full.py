@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,7 +162,9 @@ def test_uploads_stop_at_the_reserve_so_the_newsroom_keeps_room_to_work(
     editor = instance.add_editor()
     with httpx.Client(timeout=60) as source, httpx.Client(timeout=60) as newsroom:
         tips = _earlier_tips(server, source)
-        size = (DISK_MIB - 20) * MIB  # fits on the disk, but not beside the reserve
+        # Fits on the disk (about 43 MiB free), but would leave well under the reserve.
+        size = (DISK_MIB - 12) * MIB
+        assert shutil.disk_usage(small_disk).free > size + 2 * MIB, "the refusal must come from the reserve"
         # Refused up front when the length is declared, and mid-stream when it is not.
         _assert_out_of_space_page(_post_file(server, source, size, declare_length=True))
         _assert_out_of_space_page(_post_file(server, source, size, declare_length=False))
