@@ -14,6 +14,7 @@ leave the server that much bigger.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import threading
 from dataclasses import dataclass
@@ -85,11 +86,13 @@ class _Held:
         return self._map[: self.size]
 
     def write_to(self, writer: crypto.BodyWriter) -> None:
-        with memoryview(self._map) as view:
-            writer.write(view[: self.size])
+        writer.write(memoryview(self._map)[: self.size])
 
     def close(self) -> None:
-        self._map.close()
+        # A view may outlive a failed write_to, in the traceback of its error: the
+        # mapping then goes with the last view, and the error is the one to report.
+        with contextlib.suppress(BufferError):
+            self._map.close()
 
 
 class FileBody:

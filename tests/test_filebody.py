@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from app import crypto
 from app.errors import ServiceBusy
 from app.filebody import FileBody, FinishedFile, MemoryBudget, StripPolicy
-from app.storage import BlobStore
+from app.storage import BlobStore, PendingBlob
 
 MAX = 4096
 BUDGET = 2 * MAX
@@ -68,3 +69,37 @@ def test_a_discarded_body_gives_its_budget_back(tmp_path: Path) -> None:
         strip.budget.reserve(1)  # the reservation is held while the file is buffered
     body.discard()
     strip.budget.reserve(BUDGET)
+
+
+class _FillingStore(BlobStore):
+    """A store whose disk fills up after ``room`` bytes of a body."""
+
+    def __init__(self, root: Path, room: int) -> None:
+        super().__init__(root)
+        self._room = room
+
+    def begin(self) -> tuple[str, PendingBlob]:
+        name, blob = super().begin()
+        write, left = blob.file.write, [self._room]
+
+        def filling(data: bytes) -> int:
+            left[0] -= len(data)
+            if left[0] < 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return write(data)
+
+        blob.file.write = filling  # type: ignore[method-assign, assignment]
+        return name, blob
+
+
+def test_a_full_disk_while_held_bytes_stream_out_raises_as_such_and_cleans_up(tmp_path: Path) -> None:
+    held = 3 * crypto.CHUNK_SIZE
+    strip = StripPolicy(max_bytes=held, budget=MemoryBudget(2 * held, wait_seconds=0))
+    body = FileBody(_FillingStore(tmp_path, room=1000), strip)
+    body.write(b"x" * held)
+    with pytest.raises(OSError, match="No space") as full:
+        body.write(b"y")  # too large to strip: the held bytes are encrypted, and the disk is full
+    body.discard()  # while the error and its traceback are still alive
+    del full
+    strip.budget.reserve(2 * held)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
