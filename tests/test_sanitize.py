@@ -6,6 +6,8 @@ import functools
 import io
 import random
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 import zlib
@@ -647,3 +649,39 @@ def test_stripping_a_large_image_makes_one_copy_of_its_data(kind: str) -> None:
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+PIXEL_BOMB_CHILD = """
+import resource, struct, sys, zlib
+from app.sanitize import strip_metadata
+
+def chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+side = 16000  # 256 megapixels of grey: a few hundred KB compressed
+packer = zlib.compressobj(9)
+row = bytes(1 + side)
+idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+png = (
+    b"\\x89PNG\\r\\n\\x1a\\n"
+    + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+    + chunk(b"tEXt", b"Author\\x00someone")
+    + chunk(b"IDAT", idat)
+    + chunk(b"IEND", b"")
+)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = strip_metadata(png, filename="x.png", content_type="image/png")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(png), result.status, b"someone" in result.data, (after - before) // 1024)
+"""
+
+
+def test_a_small_png_of_huge_dimensions_is_cleaned_without_decoding_its_pixels() -> None:
+    # Checking the cleaned PNG once decoded every pixel: this small file took about 160 MB more.
+    child = subprocess.run(
+        [sys.executable, "-c", PIXEL_BOMB_CHILD], capture_output=True, text=True, check=True, timeout=120
+    )
+    size, status, author_left, grown_mib = child.stdout.split()
+    assert int(size) < 2 * 1024 * 1024
+    assert (status, author_left) == ("stripped", "False")
+    assert int(grown_mib) < 32, f"stripping grew the process by {grown_mib} MiB"
