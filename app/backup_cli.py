@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from app import backup, restore
 from app.backup_manifest import ArchiveError, Manifest
 from app.cli_support import fail, load_settings
 from app.db.session import make_engine
+
+if TYPE_CHECKING:
+    from app import backup
+
+# backup and restore (and alembic under them) load when their command runs, so
+# that `buzon serve` does not carry them for its whole life.
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary line.")]
 
@@ -29,6 +34,8 @@ def backup_command(
     quiet: QuietOption = False,
 ) -> None:
     """Write a ciphertext-only archive of this instance; safe while it runs."""
+    from app import backup
+
     settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -56,6 +63,8 @@ def restore_command(
     quiet: QuietOption = False,
 ) -> None:
     """Rebuild an instance from a backup, into an empty data directory and database."""
+    from app import restore
+
     settings = load_settings()
     try:
         with _bar("Restoring", quiet) as progress:

@@ -18,7 +18,6 @@ from app import crypto
 from app.backup_cli import register as register_backup
 from app.cli_support import fail, load_settings
 from app.codenames import generate_codename
-from app.db.migrate import upgrade_database
 from app.db.models import Editor
 from app.db.session import make_engine, make_session_factory
 from app.decrypt_cli import register as register_decrypt
@@ -42,6 +41,8 @@ cli.add_typer(key_cli, name="key")
 @cli.command()
 def init() -> None:
     """Create the data directory, the database and the newsroom keys."""
+    from app.db.migrate import upgrade_database  # alembic: loaded by this command, not by `buzon serve`
+
     settings = load_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     BlobStore(settings.store_dir).create_dirs()
@@ -188,6 +189,8 @@ def key_rotate() -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to this version of Buzón (run after an upgrade)."""
+    from app.db.migrate import upgrade_database
+
     settings = load_settings()
     upgrade_database(make_engine(settings.resolved_database_url))
     typer.echo("The database schema is up to date.")

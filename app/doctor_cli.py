@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from app import doctor
 from app.settings import Settings
 
 
@@ -44,6 +43,8 @@ def run_doctor(
     ] = "127.0.0.1",
 ) -> None:
     """Check this deployment (files, database, editors, Tor, onion names, clock, disk, settings)."""
+    from app import doctor  # with alembic: loaded for this command only, not by `buzon serve`
+
     try:
         settings = Settings()
     except ValueError as e:

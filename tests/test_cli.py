@@ -138,3 +138,11 @@ def test_migrate_brings_an_older_database_to_the_current_schema(tmp_path: Path) 
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == head
     assert head != "0001"
+
+
+def test_serving_loads_neither_alembic_nor_the_maintenance_commands() -> None:
+    # Loaded for `buzon serve`'s whole life they cost ~11 MB of its memory (docs/performance.md).
+    probe = "import sys, app.cli, app.main; print(' '.join(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert not [m for m in loaded if m.split(".")[0] == "alembic"]
+    assert not {"app.backup", "app.restore", "app.doctor", "app.db.migrate"} & set(loaded)
