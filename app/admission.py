@@ -88,11 +88,29 @@ class KdfGate:
         except TimeoutError as e:
             raise ServiceBusy() from e
         call = partial(_with_kdf_threads, threads, work) if low_priority else work
-        done = asyncio.ensure_future(to_thread.run_sync(call))
-        # The slot (a thread and one Argon2id run's memory) is freed when the
-        # work ends, even if its request is cancelled before that.
-        done.add_done_callback(lambda _: free.release())
-        return await asyncio.shield(done)
+        try:
+            return await _outlasting_cancellation(asyncio.ensure_future(to_thread.run_sync(call)))
+        finally:
+            free.release()
+
+
+async def _outlasting_cancellation(work: asyncio.Future[T]) -> T:
+    """Await ``work`` to its end even if cancelled meanwhile, then pass the cancellation on.
+
+    A thread cannot be stopped. Waiting for it frees the slot (a thread, one
+    Argon2id run's memory) only when it is really free, and keeps the caller's
+    clean-up (discarding an upload's bodies, say) from running while the work
+    is still recording them.
+    """
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return work.result()
 
 
 def _with_kdf_threads(threads: ThreadPoolExecutor, work: Callable[[], T]) -> T:

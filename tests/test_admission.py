@@ -153,6 +153,25 @@ def test_an_abandoned_derivation_keeps_its_slot_until_it_ends() -> None:
     assert _serve(1, scenario) == "admitted"
 
 
+def test_a_cancelled_caller_resumes_only_once_its_work_has_ended() -> None:
+    # The new-source path aborts its upload on cancellation: it must not do so
+    # while the work is still recording that upload's bodies.
+    holder = _Holder()
+
+    async def scenario(gate: KdfGate) -> str:
+        held = asyncio.create_task(gate.run(holder, wait_seconds=1, low_priority=False))
+        await holder.wait_started()
+        held.cancel()
+        await asyncio.sleep(0.2)
+        assert not held.done()
+        holder.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+        return "resumed after"
+
+    assert _serve(1, scenario) == "resumed after"
+
+
 def test_errors_and_the_context_reach_the_caller_and_the_kdf_thread() -> None:
     locale = contextvars.ContextVar("locale", default="en")
 
