@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Annotated
 
@@ -34,6 +35,7 @@ from app.settings import MIB, Settings
 from app.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
+_ROW_ID = re.compile("[0-9a-f]{32}")
 # Outcomes the source should hear about: hidden data may still be in these files.
 UNSTRIPPED = ("unsupported", "failed", "too-large")
 # A new source's codename is derived after their upload has arrived; rather
@@ -188,6 +190,9 @@ def home(
 @router.post("/replies/{reply_id}/delete", dependencies=[SameOrigin])
 async def delete_reply(request: Request, reply_id: str, factory: SessionFactoryDep, source: CurrentSource) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
+    if not _ROW_ID.fullmatch(reply_id):
+        # Not a row id: never sent to the database (PostgreSQL refuses a NUL in a query with an error).
+        raise NotFound()
 
     def delete() -> bool:
         with factory() as session:
