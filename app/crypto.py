@@ -130,7 +130,7 @@ MAX_CONCURRENT_KDF = 2
 _kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
 
 # Where an Argon2id run happens: on the calling thread, unless the caller lends
-# threads for it (the server's run at low priority, app/admission.py).
+# threads for it (the server's run at low priority, app/web/admission.py).
 KdfRunner = Callable[[Callable[[], bytes]], bytes]
 _kdf_runner: ContextVar[KdfRunner | None] = ContextVar("kdf_runner", default=None)
 

@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.templating import Jinja2Templates
 
-from app.admission import KdfGate
-from app.csrf import CsrfTokens
 from app.errors import CrossOriginRequest, FormExpired
-from app.security import is_cross_origin
 from app.settings import Settings
 from app.storage import BlobStore
+from app.web.admission import KdfGate
+from app.web.csrf import CsrfTokens
+from app.web.security import is_cross_origin
 
 CSRF_FIELD = "csrf_token"
 

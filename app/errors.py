@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from app.i18n import N_
+from app.web.i18n import N_
 
 
 class BuzonError(Exception):

@@ -16,18 +16,18 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
-from app import i18n
-from app.admission import Admission, KdfGate
-from app.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
 from app.errors import install_error_pages
-from app.filebody import MemoryBudget, StripPolicy
-from app.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
-from app.sessions import SessionStore
+from app.intake.filebody import MemoryBudget, StripPolicy
 from app.settings import Settings
 from app.storage import BlobStore
-from app.upload import drain_unread_body
+from app.web import i18n
+from app.web.admission import Admission, KdfGate
+from app.web.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
+from app.web.logins import SessionStore
+from app.web.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
+from app.web.upload import drain_unread_body
 
 SOURCE_SESSION_MAX_SECONDS = 12 * 3600
 # An upload waits this long for strip-buffer memory before it is refused.
@@ -132,11 +132,10 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 
 def create_editor_app(settings: Settings) -> FastAPI:
-    from app.notify import install_notifications
-    from app.retention import install_retention, install_store_sweep
     from app.routers import accounts, admin, editor, export, verify
     from app.services.editors import Authenticator
-    from app.throttle import LoginThrottle
+    from app.web.jobs import install_notifications, install_retention, install_store_sweep
+    from app.web.throttle import LoginThrottle
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     editor_login_lockout_minutes: int = Field(default=15, ge=1)
     editor_logins_per_minute: int = Field(default=30, ge=1)
 
-    # Optional content-free "new activity" email (app/notify.py); off unless a host is set.
+    # Optional content-free "new activity" email (app/services/notifications.py); off unless a host is set.
     notify_smtp_host: str | None = None
     notify_smtp_port: int = Field(default=587, ge=1, le=65535)
     notify_smtp_starttls: bool = True

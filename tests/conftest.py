@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.postgres import PostgresServer
 from tests.support import (
     Instance,
     LiveServer,
@@ -25,6 +24,7 @@ from tests.support import (
     stop_server,
     use_database,
 )
+from tests.support.postgres import PostgresServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

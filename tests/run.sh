@@ -15,7 +15,7 @@ mypy
 # service that Debian's package may have started.
 export BUZON_REQUIRE_MOUNT=1
 BUZON_REQUIRE_TOR=1 pytest "$@"
-# Again on PostgreSQL: a throw-away server (tests/postgres.py) and a fresh
+# Again on PostgreSQL: a throw-away server (tests/support/postgres.py) and a fresh
 # database per test, for all but the browser journeys and the Tor network;
 # the real-server tests already drive the same routes and queries.
 pytest --database=postgresql -m "not browser and not tor" "$@"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.notify import mailer_from
+from app.services.notifications import mailer_from
 from app.settings import Settings
 
 

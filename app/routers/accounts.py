@@ -14,13 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from app.admission import EDITOR_KDF_WAIT_SECONDS
 from app.deps import CSRF_FIELD, KdfGateDep, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
 from app.errors import BuzonError
-from app.forms import read_small_form
 from app.passphrases import MIN_CHARS, suggest, weakness
 from app.services import editors, invites
-from app.sessions import SessionStore
+from app.web.admission import EDITOR_KDF_WAIT_SECONDS
+from app.web.forms import read_small_form
+from app.web.logins import SessionStore
 
 ENROL_COOKIE = "buzon_enrol"
 

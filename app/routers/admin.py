@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from app.db.models import KeyGrant, NewsroomKey
 from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, TemplatesDep, check_csrf
 from app.errors import BuzonError
-from app.forms import read_small_form
 from app.routers.editor import CurrentEditor
 from app.services import audit, editors, invites, keys
 from app.services.editors import UnlockedEditor
-from app.sessions import SessionStore
+from app.web.forms import read_small_form
+from app.web.logins import SessionStore
 
 AUDIT_PAGE_SIZE = 200
 

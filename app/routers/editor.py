@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import crypto, streaming
-from app.admission import EDITOR_KDF_WAIT_SECONDS
+from app import crypto
 from app.db.models import SOURCE_STATUSES, Editor, Source
 from app.deps import (
     CSRF_FIELD,
@@ -26,12 +25,14 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import EmptyReplyError, InvalidDeskInput, NotFound
-from app.forms import MAX_FORM_BYTES, read_small_form
 from app.services import deletion, desk, keys, replies, retention, search, submissions, triage
 from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
-from app.sessions import SessionStore
 from app.settings import Settings
-from app.throttle import LoginThrottle
+from app.web import downloads
+from app.web.admission import EDITOR_KDF_WAIT_SECONDS
+from app.web.forms import MAX_FORM_BYTES, read_small_form
+from app.web.logins import SessionStore
+from app.web.throttle import LoginThrottle
 
 COOKIE_NAME = "buzon_editor"
 PAGE_SIZE = 100
@@ -426,7 +427,7 @@ def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) ->
         )
         # The first batch is decrypted before the status line, so a tampered body that fits
         # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
-        body = streaming.primed(streaming.batched(chunks))
+        body = downloads.primed(downloads.batched(chunks))
     except (submissions.ItemNotFound, crypto.DecryptionError) as e:
         raise NotFound() from e
     filename = metadata.name or "message.txt"

@@ -7,14 +7,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from app import bundles, offline
-from app.admission import EDITOR_KDF_WAIT_SECONDS
 from app.deps import CSRF_FIELD, DbDep, KdfGateDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
 from app.errors import NotFound
-from app.forms import read_small_form
+from app.formats.filenames import safe_filename
 from app.routers.editor import CurrentEditor
-from app.services import editors
-from app.throttle import LoginThrottle
+from app.services import editors, export
+from app.web.admission import EDITOR_KDF_WAIT_SECONDS
+from app.web.forms import read_small_form
+from app.web.throttle import LoginThrottle
 
 router = APIRouter()
 
@@ -26,13 +26,13 @@ def _attachment(filename: str) -> str:
 @router.get("/sources/{source_id}/export")
 def export_source(source_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
     try:
-        plan = bundles.plan_bundle(session=db, store=store, source_id=source_id, editor_id=editor.editor_id)
-    except (bundles.ExportNotFound, bundles.KeyNotGranted) as e:
+        plan = export.plan_bundle(session=db, store=store, source_id=source_id, editor_id=editor.editor_id)
+    except (export.ExportNotFound, export.KeyNotGranted) as e:
         raise NotFound() from e
     # The plan holds everything from the database, so the body streams after the session closes;
     # the bodies are copied as stored, 64 KiB at a time, never decrypted and never spooled.
     headers = {"Content-Disposition": _attachment(plan.filename), "Content-Length": str(plan.size)}
-    return StreamingResponse(bundles.bundle_chunks(store, plan), media_type="application/x-tar", headers=headers)
+    return StreamingResponse(export.bundle_chunks(store, plan), media_type="application/x-tar", headers=headers)
 
 
 @router.get("/account", response_class=HTMLResponse)
@@ -58,14 +58,14 @@ async def key_file(
                 session=session, editor_id=editor.editor_id, passphrase=form.get("passphrase", "")
             ):
                 return None
-            return bundles.editor_key_file(session=session, editor_id=editor.editor_id)
+            return export.editor_key_file(session=session, editor_id=editor.editor_id)
 
     try:
         content = await kdf_gate.run(fetch, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
-    except bundles.ExportNotFound as e:
+    except export.ExportNotFound as e:
         raise NotFound() from e
     if content is None:
         throttle.failed(editor.username)
         return templates.TemplateResponse(request, "account.html", {"editor": editor, "wrong": True}, 401)
-    filename = offline.safe_filename(f"buzon-key-{editor.username}.json")
+    filename = safe_filename(f"buzon-key-{editor.username}.json")
     return Response(content, media_type="application/json", headers={"Content-Disposition": _attachment(filename)})

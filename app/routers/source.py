@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import crypto, i18n
-from app.admission import Admission
+from app import crypto
 from app.codenames import generate_codename
 from app.deps import (
     CSRF_FIELD,
@@ -27,12 +26,14 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import CodenameNotRecognised, NotFound, ServiceOffline, SourceSessionExpired
-from app.forms import read_small_form
-from app.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
+from app.intake.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
 from app.services import keys, replies, sources, submissions
-from app.sessions import SessionData, SessionStore
 from app.settings import MIB, Settings
-from app.upload import receive_submission
+from app.web import i18n
+from app.web.admission import Admission
+from app.web.forms import read_small_form
+from app.web.logins import SessionData, SessionStore
+from app.web.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
 _ROW_ID = re.compile("[0-9a-f]{32}")

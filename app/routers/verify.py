@@ -22,7 +22,7 @@ from app.services import submissions
 from app.storage import BlobStore
 
 if TYPE_CHECKING:
-    from app.inspect import MetadataReport
+    from app.media.report import MetadataReport
 
 # Larger files are reported from their encrypted metadata only.
 MAX_INSPECT_BYTES = 64 * 1024 * 1024
@@ -51,15 +51,15 @@ async def report(
     def build() -> tuple[crypto.EnvelopeMetadata, MetadataReport | None, bool]:
         # Imported on first use, here and below: Pillow and pikepdf take some 8 MB
         # that the server need not hold until an editor first inspects a file.
-        from app import inspect
+        from app.media.report import metadata_report, safe_preview
 
         metadata, data = _open_in_memory(db, store, item_id, editor)
         if data is None:
             return metadata, None, False
         return (
             metadata,
-            inspect.metadata_report(data, metadata.type, metadata.name),
-            inspect.safe_preview(data) is not None,
+            metadata_report(data, metadata.type, metadata.name),
+            safe_preview(data) is not None,
         )
 
     metadata, found, previewable = await to_thread.run_sync(build)
@@ -77,10 +77,10 @@ async def report(
 @router.get("/items/{item_id}/preview")
 async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
     def build() -> bytes | None:
-        from app import inspect
+        from app.media.report import safe_preview
 
         _, data = _open_in_memory(db, store, item_id, editor)
-        return None if data is None else inspect.safe_preview(data)
+        return None if data is None else safe_preview(data)
 
     png = await to_thread.run_sync(build)
     if png is None:

@@ -1,7 +1,7 @@
 """Search over decrypted messages, file names and notes, in one editor session's memory.
 
 Nothing is indexed on disk: the decrypted text is folded and cached in the
-session's scratch dict (app/sessions.py), so it is dropped at logout or expiry
+session's scratch dict (app/web/logins.py), so it is dropped at logout or expiry
 and never shared between sessions. It is plaintext in process memory while
 the session lives, like every page an editor reads (docs/crypto.md, last
 section). Neither the query nor the text is ever logged.

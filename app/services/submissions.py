@@ -14,7 +14,7 @@ from app import crypto
 from app.codenames import generate_codename, generate_designation
 from app.db.models import Item, Source, Submission
 from app.envelopes import read_body
-from app.ingest import SealedItem
+from app.intake.ingest import SealedItem
 from app.storage import BlobStore
 
 

@@ -36,8 +36,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from app import bundles, crypto, offline
+from app import crypto
 from app.crypto import BODY_CHUNK_SIZE, BODY_HEADER_SIZE, CHUNK_SIZE, DecryptionError, KdfParams
+from app.formats import bundle as bundle_format
+from app.ops import offline
 
 FAST = KdfParams(time_cost=1, memory_kib=8)
 PASSPHRASE = "correct horse battery staple"
@@ -112,27 +114,30 @@ def _bundle(
         data_key = crypto.new_data_key()
         body = _body(data_key, content)
         entries.append(
-            bundles.ManifestEntry(
+            bundle_format.ManifestEntry(
                 kind=kind,
                 submission=None if kind == "reply" else 0,
                 position=index,
                 body_size=len(body),
-                member=bundles.member_name(index),
+                member=bundle_format.member_name(index),
                 capsule=crypto.make_capsule(newsroom.public, data_key),
                 sealed_metadata=crypto.seal_metadata(data_key, _metadata(kind, name, content)),
             )
         )
         bodies.append(body)
-    key = bundles.ManifestKey(
+    key = bundle_format.ManifestKey(
         key_id=crypto.key_id(newsroom.public),
         public_key=newsroom.public,
         recovery_grant=crypto.seal(recovery.public, newsroom.secret),
         editor_grant=crypto.seal(editor.public, newsroom.secret),
     )
-    manifest = bundles.manifest_json(bundles.Manifest("S-FUZZ", editor.public, (key,), tuple(entries)))
+    manifest = bundle_format.manifest_json(bundle_format.Manifest("S-FUZZ", editor.public, (key,), tuple(entries)))
     sink = io.BytesIO()
     with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in [(bundles.MANIFEST_NAME, manifest), *zip([e.member for e in entries], bodies, strict=True)]:
+        for name, data in [
+            (bundle_format.MANIFEST_NAME, manifest),
+            *zip([e.member for e in entries], bodies, strict=True),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -150,8 +155,8 @@ def world() -> World:
     items = [("message", "", b"the tip"), ("file", "..passwd", b"\x00file\xff"), ("reply", "", b"thanks")]
     other_items = [("message", "", b"another"), ("file", "a.txt", b"12345678"), ("reply", "", b"again")]
     key_file = {
-        "format": bundles.KEY_FILE_FORMAT,
-        "version": bundles.FORMAT_VERSION,
+        "format": bundle_format.KEY_FILE_FORMAT,
+        "version": bundle_format.FORMAT_VERSION,
         "username": "ana",
         "public_key": "",
         "wrapped_secret_key": "",
@@ -159,16 +164,16 @@ def world() -> World:
 
     def key_file_bytes(keypair: crypto.KeyPair) -> bytes:
         wrapped = crypto.wrap_secret_key(keypair.secret, PASSPHRASE, FAST)
-        document = {**key_file, "public_key": bundles._b64encode(keypair.public)}
-        document["wrapped_secret_key"] = bundles._b64encode(wrapped)
+        document = {**key_file, "public_key": bundle_format._b64encode(keypair.public)}
+        document["wrapped_secret_key"] = bundle_format._b64encode(wrapped)
         return json.dumps(document).encode()
 
     bundle = _bundle(newsroom, editor, recovery, items)
     other_bundle = _bundle(newsroom, editor, recovery, other_items)
     with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
-        manifest = tar.extractfile(bundles.MANIFEST_NAME).read()  # type: ignore[union-attr]
+        manifest = tar.extractfile(bundle_format.MANIFEST_NAME).read()  # type: ignore[union-attr]
     with tarfile.open(fileobj=io.BytesIO(other_bundle)) as tar:
-        other_manifest = tar.extractfile(bundles.MANIFEST_NAME).read()  # type: ignore[union-attr]
+        other_manifest = tar.extractfile(bundle_format.MANIFEST_NAME).read()  # type: ignore[union-attr]
     other_editor = crypto.generate_keypair()
     return World(
         keys={crypto.key_id(newsroom.public): newsroom},
@@ -322,12 +327,15 @@ def target_manifest(program: bytes) -> None:
     w = world()
     raw = mutate(w.manifest, program)
     try:
-        manifest = bundles.parse_manifest(raw)
-    except bundles.BundleError:
+        manifest = bundle_format.parse_manifest(raw)
+    except bundle_format.BundleError:
         return
     # Whatever parses re-serialises to something that parses the same (no ambiguity)...
-    assert bundles.parse_manifest(bundles.manifest_json(manifest)) == manifest
-    valid = [*bundles.parse_manifest(w.manifest.original).entries, *bundles.parse_manifest(w.manifest.other).entries]
+    assert bundle_format.parse_manifest(bundle_format.manifest_json(manifest)) == manifest
+    valid = [
+        *bundle_format.parse_manifest(w.manifest.original).entries,
+        *bundle_format.parse_manifest(w.manifest.other).entries,
+    ]
     # ...and an entry whose envelope opens is byte for byte a valid one.
     for entry in manifest.entries:
         try:
@@ -344,8 +352,8 @@ def target_key_file(program: bytes) -> None:
     w = world()
     raw = mutate(w.key_file, program)
     try:
-        key_file = bundles.read_key_file(raw)
-    except bundles.BundleError:
+        key_file = bundle_format.read_key_file(raw)
+    except bundle_format.BundleError:
         return
     crypto.wrapped_key_params(key_file.wrapped_secret_key)  # already checked: must not raise
 
@@ -358,7 +366,7 @@ def target_bundle(program: bytes) -> None:
         bundle.write_bytes(raw)
         try:
             report = offline.decrypt_bundle(bundle, out, recovery_secret=w.recovery_secret)
-        except bundles.BundleError:
+        except bundle_format.BundleError:
             assert not out.exists() or not any(out.iterdir()), "a refused bundle left files behind"
             return
         written = {p.name: p.read_bytes() for p in out.iterdir() if p.name != offline.REPORT_NAME}

@@ -6,7 +6,7 @@
 atheris is not a project dependency: install it out of the tree first
 (``pip install --target /tmp/atheris atheris``). The app's modules are
 imported under atheris's instrumentation, so libFuzzer is guided by coverage
-of app.crypto, app.bundles and app.offline.
+of app.crypto, app.services.export and app.ops.offline.
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""One uploaded file on its way to the store, stripped of hidden metadata if asked.
+
+When stripping is requested the file is held in memory (never on disk) up to
+``max_bytes``; if it ends within that, its metadata is stripped and the
+result encrypted. A larger file is encrypted as it streams, as sent. Memory
+for these buffers comes from a shared budget, so concurrent uploads wait
+for room instead of exhausting the server.
+
+The buffer is an anonymous memory mapping of its own rather than a growing
+``bytearray``: growing one reallocates and copies (briefly holding two), and
+the allocator may keep the freed memory for good, so one large upload would
+leave the server that much bigger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import threading
+from dataclasses import dataclass
+
+from app import crypto
+from app.errors import ServiceBusy
+from app.storage import BlobStore, PendingBlob
+
+
+class MemoryBudget:
+    """Bytes of plaintext that strip buffers may hold at once, across all uploads."""
+
+    def __init__(self, total: int, wait_seconds: float) -> None:
+        self._available = total
+        self._wait = wait_seconds
+        self._cond = threading.Condition()
+
+    def reserve(self, amount: int) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._available >= amount, timeout=self._wait):
+                raise ServiceBusy()
+            self._available -= amount
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self._available += amount
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class StripPolicy:
+    max_bytes: int
+    budget: MemoryBudget
+
+    @property
+    def reservation(self) -> int:
+        # Stripping holds the original and the cleaned copy at once.
+        return 2 * self.max_bytes
+
+
+@dataclass
+class FinishedFile:
+    data_key: bytes
+    blob_name: str
+    blob: PendingBlob
+    size: int
+    sha256: str
+    sanitised: str
+
+
+class _Held:
+    """One file's plaintext, held for stripping in an anonymous mapping: nothing backs it
+    on disk, its pages are taken only as bytes arrive, and closing it gives them all back."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        # An anonymous mapping cannot be empty; the capacity alone bounds what is held.
+        self._map = mmap.mmap(-1, max(capacity, 1), flags=mmap.MAP_PRIVATE)
+        self.size = 0
+
+    def fits(self, more: int) -> bool:
+        return self.size + more <= self.capacity
+
+    def append(self, data: bytes | memoryview) -> None:
+        self._map.write(data)
+        self.size += len(data)
+
+    def copy(self) -> bytes:
+        return self._map[: self.size]
+
+    def write_to(self, writer: crypto.BodyWriter) -> None:
+        writer.write(memoryview(self._map)[: self.size])
+
+    def close(self) -> None:
+        # A view may outlive a failed write_to, in the traceback of its error: the
+        # mapping then goes with the last view, and the error is the one to report.
+        with contextlib.suppress(BufferError):
+            self._map.close()
+
+
+class FileBody:
+    """Receives one file's bytes and leaves an encrypted, pending body."""
+
+    def __init__(self, store: BlobStore, strip: StripPolicy | None) -> None:
+        self._store = store
+        self._strip = strip
+        self._held: _Held | None = None
+        self._writer: crypto.BodyWriter | None = None
+        self._blob: PendingBlob | None = None
+        self._blob_name = ""
+        self._data_key = crypto.new_data_key()
+        self._sanitised = "not-requested"
+        if strip is not None:
+            strip.budget.reserve(strip.reservation)
+            self._held = _Held(strip.max_bytes)
+        else:
+            self._open()
+
+    def _open(self) -> crypto.BodyWriter:
+        self._blob_name, self._blob = self._store.begin()
+        self._writer = crypto.BodyWriter(self._data_key, self._blob.file)
+        return self._writer
+
+    def _release(self) -> None:
+        if self._held is not None and self._strip is not None:
+            self._held.close()
+            self._held = None
+            self._strip.budget.release(self._strip.reservation)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._held is None:
+            assert self._writer is not None
+            self._writer.write(data)
+        elif self._held.fits(len(data)):
+            self._held.append(data)
+        else:
+            # Too large to strip in memory: from here on it streams as sent.
+            writer = self._open()
+            self._held.write_to(writer)
+            writer.write(data)
+            self._release()
+            self._sanitised = "too-large"
+
+    def finish(self) -> FinishedFile:
+        if self._held is not None:
+            original = self._held.copy()
+            self._held.close()  # keep at most the original and the stripped copy
+            data, self._sanitised = _stripped(original)
+            del original
+            self._release()
+            self._open().write(data)
+        assert self._writer is not None
+        assert self._blob is not None
+        digest = self._writer.finish()
+        return FinishedFile(self._data_key, self._blob_name, self._blob, self._writer.size, digest, self._sanitised)
+
+    def discard(self) -> None:
+        self._release()
+        if self._blob is not None:
+            self._blob.discard()
+
+
+def _stripped(data: bytes) -> tuple[bytes, str]:
+    """``data`` without its hidden metadata if possible, and the envelope's word for what was done."""
+    # Imported on first use: Pillow and pikepdf take some 8 MB that a server
+    # need not hold until a source first asks for a file to be cleaned.
+    from app.media.strip import StripStatus, strip_metadata
+
+    result = strip_metadata(data, filename="", content_type="")
+    sanitised = {
+        StripStatus.STRIPPED: "stripped",
+        StripStatus.NOTHING_TO_STRIP: "none-found",
+        StripStatus.UNSUPPORTED: "unsupported",
+        StripStatus.FAILED: "failed",
+    }
+    return result.data, sanitised[result.status]

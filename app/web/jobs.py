@@ -1,0 +1,104 @@
+"""Periodic jobs that run beside an app for as long as it serves: retention, the store sweep, notices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from anyio import to_thread
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.services.housekeeping import sweep_store
+from app.services.notifications import NewTipNotifier, mailer_from
+from app.services.retention import apply_retention
+from app.settings import Settings
+from app.storage import BlobStore
+
+logger = logging.getLogger("buzon.background")
+
+Job = Callable[[], object]
+
+
+def run_periodically(
+    app: FastAPI, prepare: Callable[[], Job], *, every_seconds: float, run_at_start: bool, name: str
+) -> None:
+    """Call ``prepare()`` at start-up, then the job it returns every ``every_seconds``.
+
+    Both run in a worker thread. A failing run is logged by ``name`` only (a
+    message could name a file or a row) and the next one runs on schedule.
+    """
+    previous = app.router.lifespan_context
+
+    async def loop(job: Job) -> None:
+        delay = 0.0 if run_at_start else every_seconds
+        while True:
+            await asyncio.sleep(delay)
+            delay = every_seconds
+            try:
+                await to_thread.run_sync(job)
+            except Exception:
+                logger.warning("%s failed", name, exc_info=False)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(await to_thread.run_sync(prepare)))
+        try:
+            async with previous(app):
+                yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.router.lifespan_context = lifespan
+
+
+INTERVAL_SECONDS = 3600
+
+
+def _run_once(factory: sessionmaker[Session], store: BlobStore, retention_days: int) -> None:
+    with factory() as session:
+        apply_retention(session=session, store=store, retention_days=retention_days)
+
+
+def install_retention(app: FastAPI) -> None:
+    """Run retention at start-up and then hourly, if ``retention_days`` is set."""
+    settings: Settings = app.state.settings
+    retention_days = settings.retention_days
+    if retention_days is None:
+        return
+
+    def job() -> None:
+        _run_once(app.state.session_factory, app.state.store, retention_days)
+
+    run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="retention run")
+
+
+def install_store_sweep(app: FastAPI) -> None:
+    """Hourly, remove bodies that a crashed process (perhaps another one) left unrecorded.
+
+    ``buzon serve`` sweeps once before it starts serving; this catches crashes
+    of other processes that share the store and are not restarted.
+    """
+
+    def job() -> None:
+        sweep_store(app.state.session_factory, app.state.store)
+
+    run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=False, name="store sweep")
+
+
+def install_notifications(app: FastAPI) -> None:
+    """Run the hourly (or slower) check with the editor app, if SMTP is configured."""
+    settings: Settings = app.state.settings
+    mailer = mailer_from(settings)
+    if mailer is None:
+        return
+
+    def prepare() -> Callable[[], bool]:
+        return NewTipNotifier(app.state.session_factory, mailer).check
+
+    every = settings.notify_every_hours * 3600
+    run_periodically(app, prepare, every_seconds=every, run_at_start=False, name="new-activity notice")

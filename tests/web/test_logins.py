@@ -1,0 +1,84 @@
+"""The in-memory session store: expiry, logout, and what it keeps."""
+
+from __future__ import annotations
+
+from app.web.logins import SessionStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sessions_expire_after_idle_time_and_activity_extends_them() -> None:
+    clock = Clock()
+    store = SessionStore(idle_seconds=120, max_seconds=3600, clock=clock)
+    cookie = store.create("source-1", b"secret key bytes")
+    clock.now += 100
+    session = store.get(cookie)
+    assert session is not None
+    assert session.secret == b"secret key bytes"
+    clock.now += 100  # 200 s since creation but only 100 s idle
+    assert store.get(cookie) is not None
+    clock.now += 121
+    assert store.get(cookie) is None
+    assert len(store) == 0
+
+
+def test_sessions_end_at_their_absolute_lifetime_however_active() -> None:
+    clock = Clock()
+    store = SessionStore(idle_seconds=120, max_seconds=300, clock=clock)
+    cookie = store.create("editor", b"k")
+    for _ in range(3):
+        clock.now += 100
+        assert store.get(cookie) is not None
+    clock.now += 100
+    assert store.get(cookie) is None
+
+
+def test_end_and_end_all_for() -> None:
+    store = SessionStore(idle_seconds=60, max_seconds=60)
+    a1, a2, b = store.create("a", b"1"), store.create("a", b"2"), store.create("b", b"3")
+    store.end(a1)
+    assert store.get(a1) is None
+    store.end_all_for("a")
+    assert store.get(a2) is None
+    assert store.get(b) is not None
+
+
+def test_the_store_holds_only_ciphertext_of_the_secret() -> None:
+    store = SessionStore(idle_seconds=60, max_seconds=60)
+    secret = b"RAW-REPLY-KEY-MARKER-0123456789"
+    cookie = store.create("p", secret)
+    entries = store._entries  # white-box: what a memory image of the store would show
+    assert len(entries) == 1
+    ((sid, entry),) = entries.items()
+    assert secret not in entry.sealed_secret
+    assert cookie.encode() not in sid
+
+
+def test_malformed_cookies_are_ignored() -> None:
+    store = SessionStore(idle_seconds=60, max_seconds=60)
+    store.create("p", b"s")
+    for cookie in (None, "", "x" * 100, "not base64!!", "AAAA", "é"):
+        assert store.get(cookie) is None
+
+
+def test_scratch_is_per_session_and_dropped_with_it() -> None:
+    clock = Clock()
+    store = SessionStore(idle_seconds=120, max_seconds=3600, clock=clock)
+    a, b = store.create("a", b"1"), store.create("b", b"2")
+    scratch_a = store.scratch(a)
+    assert scratch_a is not None
+    scratch_a["cache"] = {"item": "text"}
+    assert store.scratch(a) == {"cache": {"item": "text"}}
+    assert store.scratch(b) == {}
+    assert store.scratch("not a cookie") is None
+    store.end(a)
+    assert store.scratch(a) is None
+    clock.now += 121
+    assert store.scratch(b) is None
+    assert len(store) == 0
