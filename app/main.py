@@ -18,13 +18,13 @@ from starlette.templating import Jinja2Templates
 
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
-from app.errors import install_error_pages
 from app.intake.filebody import MemoryBudget, StripPolicy
 from app.settings import Settings
 from app.storage import BlobStore
 from app.web import i18n
 from app.web.admission import Admission, KdfGate
 from app.web.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
+from app.web.error_pages import install_error_pages
 from app.web.logins import SessionStore
 from app.web.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
 from app.web.upload import drain_unread_body

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.cli.backup import register as register_backup
 from app.cli.decrypt import register as register_decrypt
 from app.cli.doctor import register as register_doctor
@@ -96,7 +96,7 @@ def editor_add(
                 newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
             except crypto.DecryptionError:
                 raise fail("That recovery secret does not open the newsroom keys.") from None
-            except keys.NotInitialised:
+            except errors.NotInitialised:
                 raise fail("Run `buzon init` first.") from None
         try:
             totp_secret = editors.add_editor(
@@ -109,7 +109,7 @@ def editor_add(
             )
         except editors.EditorExists:
             raise fail(f"An editor named {name!r} already exists.") from None
-        except ValueError as e:
+        except editors.InvalidUsername as e:
             raise fail(str(e)) from None
     typer.echo(f"Editor {name} created{' (admin)' if admin else ''}.")
     if newsroom_keys is None:
@@ -132,9 +132,7 @@ def editor_invite(
     with _open_session(load_settings()) as session:
         try:
             token = invites.create_invite(session=session, username=name, is_admin=admin, actor=audit.CLI_ACTOR)
-        except editors.EditorExists:
-            raise fail(f"An editor named {name!r} already exists.") from None
-        except ValueError as e:
+        except invites.InviteRefused as e:
             raise fail(str(e)) from None
     typer.echo(f"Send this link to {name} over a channel you trust. It works once, for {invites.INVITE_DAYS} days:")
     typer.echo(f"Invite link: {portal_url.rstrip('/')}/invite/{token}")
@@ -179,7 +177,7 @@ def key_rotate() -> None:
     with _open_session(load_settings()) as session:
         try:
             key_id = keys.rotate_and_end_sessions(session=session, actor=audit.CLI_ACTOR)
-        except keys.NotInitialised:
+        except errors.NotInitialised:
             raise fail(
                 "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."
             ) from None

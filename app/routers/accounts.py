@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from app.deps import CSRF_FIELD, KdfGateDep, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
-from app.errors import BuzonError
 from app.passphrases import MIN_CHARS, suggest, weakness
 from app.services import editors, invites
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
@@ -27,12 +26,6 @@ ENROL_COOKIE = "buzon_enrol"
 router = APIRouter()
 
 
-class InviteInvalid(BuzonError):
-    status_code = 404
-    title = "This invitation cannot be used"
-    advice = "It may have expired or been used already. Ask an admin for a new link."
-
-
 def _enrolments(request: Request) -> SessionStore:
     store: SessionStore = request.app.state.enrolments
     return store
@@ -40,9 +33,7 @@ def _enrolments(request: Request) -> SessionStore:
 
 def _invite_or_404(factory: SessionFactoryDep, token: str) -> tuple[str, bool]:
     with factory() as session:
-        invite = invites.find_invite(session=session, token=token)
-        if invite is None:
-            raise InviteInvalid()
+        invite = invites.get_invite(session=session, token=token)
         return invite.username, invite.is_admin
 
 
@@ -102,7 +93,7 @@ async def confirm_totp(request: Request, token: str, factory: SessionFactoryDep,
     cookie = request.cookies.get(ENROL_COOKIE)
     held = _enrolments(request).get(cookie)
     if held is None or held.labels[0] != token:
-        raise InviteInvalid()
+        raise invites.InviteInvalid()
     pending = editors.PendingEnrolment(
         public_key=bytes.fromhex(held.labels[1]),
         wrapped_secret_key=bytes.fromhex(held.labels[2]),
@@ -111,26 +102,14 @@ async def confirm_totp(request: Request, token: str, factory: SessionFactoryDep,
 
     def complete() -> str:
         with factory() as session:
-            invite = invites.find_invite(session=session, token=token)
-            if invite is None:
-                raise InviteInvalid()
-            editor = editors.complete_enrolment(
-                session=session,
-                username=invite.username,
-                is_admin=invite.is_admin,
-                pending=pending,
-                otp=form.get("otp", ""),
-            )
-            session.delete(invite)
-            session.commit()
-            return editor.username
+            return invites.redeem_invite(
+                session=session, token=token, pending=pending, otp=form.get("otp", "")
+            ).username
 
     try:
         username = await to_thread.run_sync(complete)
     except editors.LoginFailed:
         return _totp_page(request, templates, token, held.principal, pending.totp_secret, error=True)
-    except editors.EditorExists as e:
-        raise InviteInvalid() from e
     _enrolments(request).end(cookie)
     response = templates.TemplateResponse(request, "enrolled.html", {"username": username})
     response.delete_cookie(ENROL_COOKIE, path="/invite", httponly=True, samesite="strict")

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import crypto
 from app.db.models import SOURCE_STATUSES, Editor, Source
 from app.deps import (
     CSRF_FIELD,
@@ -24,7 +23,7 @@ from app.deps import (
     TemplatesDep,
     check_csrf,
 )
-from app.errors import EmptyReplyError, InvalidDeskInput, NotFound
+from app.errors import NotFound
 from app.services import deletion, desk, keys, replies, retention, search, submissions, triage
 from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
 from app.settings import Settings
@@ -220,16 +219,13 @@ def source_page(
     settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
-    try:
-        view = desk.open_source_page(
-            session=db,
-            store=store,
-            source_id=source_id,
-            newsroom_keys=editor.newsroom_keys,
-            retention_days=settings.retention_days,
-        )
-    except triage.SourceNotFound as e:
-        raise NotFound() from e
+    view = desk.open_source_page(
+        session=db,
+        store=store,
+        source_id=source_id,
+        newsroom_keys=editor.newsroom_keys,
+        retention_days=settings.retention_days,
+    )
     context = {"editor": editor, "source": view, "statuses": SOURCE_STATUSES, "max_tag": triage.MAX_TAG_CHARS}
     return templates.TemplateResponse(request, "source.html", context)
 
@@ -251,12 +247,7 @@ async def _change_source(
 
     def run() -> None:
         with factory() as session:
-            try:
-                change(session, triage.get_source(session=session, source_id=source_id), form)
-            except (triage.SourceNotFound, deletion.NotFoundError) as e:
-                raise NotFound() from e
-            except triage.InvalidInput as e:
-                raise InvalidDeskInput() from e
+            change(session, triage.get_source(session=session, source_id=source_id), form)
 
     await to_thread.run_sync(run)
     return RedirectResponse(f"/sources/{source_id}", status_code=303)
@@ -348,17 +339,14 @@ async def reply(
     request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
-        try:
-            replies.send_reply(
-                session=session,
-                store=store,
-                source=source,
-                text=form.get("reply", ""),
-                newsroom_public_key=keys.active_public_key(session),
-                author=editor.username,
-            )
-        except replies.EmptyReply as e:
-            raise EmptyReplyError() from e
+        replies.send_reply(
+            session=session,
+            store=store,
+            source=source,
+            text=form.get("reply", ""),
+            newsroom_public_key=keys.active_public_key(session),
+            author=editor.username,
+        )
 
     return await _change_source(request, factory, source_id, change, MAX_REPLY_FORM_BYTES)
 
@@ -385,10 +373,7 @@ async def delete_item(
         with factory() as session:
             return deletion.delete_item(session=session, store=store, item_id=item_id, actor=editor.username)
 
-    try:
-        source_id = await to_thread.run_sync(run)
-    except deletion.NotFoundError as e:
-        raise NotFound() from e
+    source_id = await to_thread.run_sync(run)
     return RedirectResponse(f"/sources/{source_id}", status_code=303)
 
 
@@ -396,10 +381,7 @@ async def delete_item(
 def confirm_delete_source(
     request: Request, source_id: str, editor: CurrentEditor, db: DbDep, templates: TemplatesDep
 ) -> Response:
-    try:
-        source = triage.get_source(session=db, source_id=source_id)
-    except triage.SourceNotFound as e:
-        raise NotFound() from e
+    source = triage.get_source(session=db, source_id=source_id)
     context = {"editor": editor, "source": source}
     return templates.TemplateResponse(request, "delete_source.html", context)
 
@@ -421,15 +403,12 @@ async def delete_source(
 
 @router.get("/items/{item_id}/download")
 def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
-    try:
-        metadata, chunks = submissions.open_item_stream(
-            session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
-        )
-        # The first batch is decrypted before the status line, so a tampered body that fits
-        # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
-        body = downloads.primed(downloads.batched(chunks))
-    except (submissions.ItemNotFound, crypto.DecryptionError) as e:
-        raise NotFound() from e
+    metadata, chunks = submissions.open_item_stream(
+        session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
+    )
+    # The first batch is decrypted before the status line, so a tampered body that fits
+    # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
+    body = downloads.primed(downloads.batched(chunks))
     filename = metadata.name or "message.txt"
     headers = {
         # Always a download, never rendered: the type came from the source.

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from app.deps import CSRF_FIELD, DbDep, KdfGateDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
-from app.errors import NotFound
 from app.formats.filenames import safe_filename
 from app.routers.editor import CurrentEditor
 from app.services import editors, export
@@ -25,10 +24,7 @@ def _attachment(filename: str) -> str:
 
 @router.get("/sources/{source_id}/export")
 def export_source(source_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
-    try:
-        plan = export.plan_bundle(session=db, store=store, source_id=source_id, editor_id=editor.editor_id)
-    except (export.ExportNotFound, export.KeyNotGranted) as e:
-        raise NotFound() from e
+    plan = export.plan_bundle(session=db, store=store, source_id=source_id, editor_id=editor.editor_id)
     # The plan holds everything from the database, so the body streams after the session closes;
     # the bodies are copied as stored, 64 KiB at a time, never decrypted and never spooled.
     headers = {"Content-Disposition": _attachment(plan.filename), "Content-Length": str(plan.size)}
@@ -60,10 +56,7 @@ async def key_file(
                 return None
             return export.editor_key_file(session=session, editor_id=editor.editor_id)
 
-    try:
-        content = await kdf_gate.run(fetch, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
-    except export.ExportNotFound as e:
-        raise NotFound() from e
+    content = await kdf_gate.run(fetch, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
     if content is None:
         throttle.failed(editor.username)
         return templates.TemplateResponse(request, "account.html", {"editor": editor, "wrong": True}, 401)

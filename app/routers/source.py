@@ -25,7 +25,7 @@ from app.deps import (
     TemplatesDep,
     check_csrf,
 )
-from app.errors import CodenameNotRecognised, NotFound, ServiceOffline, SourceSessionExpired
+from app.errors import CodenameNotRecognised, NotFound, SourceSessionExpired
 from app.intake.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
 from app.services import keys, replies, sources, submissions
 from app.settings import MIB, Settings
@@ -165,10 +165,7 @@ async def login(request: Request, settings: SettingsDep, factory: SessionFactory
             )
             return None if found is None else (found[0].id, found[1].secret)
 
-    try:
-        found = await kdf_gate.run(attempt, wait_seconds=settings.kdf_wait_seconds)
-    except keys.NotInitialised as e:
-        raise ServiceOffline() from e
+    found = await kdf_gate.run(attempt, wait_seconds=settings.kdf_wait_seconds)
     if found is None:
         raise CodenameNotRecognised()
     _sessions(request).end(request.cookies.get(COOKIE_NAME))
@@ -227,12 +224,9 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
-    # Fail closed: without a valid newsroom key no tip is accepted at all.
-    try:
-        with factory() as session:
-            return keys.active_public_key(session)
-    except keys.NotInitialised as e:
-        raise ServiceOffline() from e
+    # Fail closed: without a valid newsroom key no tip is accepted at all (NotInitialised: the offline page).
+    with factory() as session:
+        return keys.active_public_key(session)
 
 
 def _record_new_source(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:
@@ -248,10 +242,7 @@ def _record_new_source(factory: sessionmaker[Session], settings: Settings, items
 
 def _record_follow_up(factory: sessionmaker[Session], items: list[SealedItem], source_id: str) -> None:
     with factory() as session:
-        try:
-            submissions.record_follow_up(session=session, items=items, source_id=source_id)
-        except submissions.SourceGone as e:
-            raise SourceSessionExpired() from e
+        submissions.record_follow_up(session=session, items=items, source_id=source_id)
 
 
 def _decoy_codename() -> str:

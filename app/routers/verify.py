@@ -33,12 +33,9 @@ router = APIRouter()
 def _open_in_memory(
     db: DbDep, store: BlobStore, item_id: str, editor: CurrentEditor
 ) -> tuple[crypto.EnvelopeMetadata, bytes | None]:
-    try:
-        metadata, chunks = submissions.open_item_stream(
-            session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
-        )
-    except (submissions.ItemNotFound, crypto.DecryptionError) as e:
-        raise NotFound() from e
+    metadata, chunks = submissions.open_item_stream(
+        session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
+    )
     if metadata.kind != "file" or metadata.size > MAX_INSPECT_BYTES:
         return metadata, None
     return metadata, b"".join(chunks)

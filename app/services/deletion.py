@@ -12,13 +12,14 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from app import errors
 from app.db.models import Item, Note, Reply, Source, SourceTag, Submission
 from app.services import audit, triage
 from app.storage import BlobStore
 
 
-class NotFoundError(Exception):
-    pass
+class NothingToDelete(errors.NotFound):
+    """No such item, note or reply (of this source)."""
 
 
 def scrub_database(session: Session) -> None:
@@ -44,7 +45,7 @@ def delete_item(*, session: Session, store: BlobStore, item_id: str, actor: str)
     """Delete one message or file; return its source's id."""
     item = session.get(Item, item_id)
     if item is None:
-        raise NotFoundError()
+        raise NothingToDelete()
     submission = item.submission
     source = submission.source
     blob_name, kind = item.blob_name, item.kind
@@ -61,7 +62,7 @@ def delete_note(*, session: Session, source_id: str, note_id: int, actor: str) -
     note = session.get(Note, note_id)
     source = session.get(Source, source_id)
     if note is None or source is None or note.source_id != source_id:
-        raise NotFoundError()
+        raise NothingToDelete()
     session.delete(note)
     audit.record(session, actor=actor, action="note delete", target=source.designation)
     _finish(session)
@@ -72,7 +73,7 @@ def delete_reply(*, session: Session, store: BlobStore, source_id: str, reply_id
     reply = session.get(Reply, reply_id)
     source = session.get(Source, source_id)
     if reply is None or source is None or reply.source_id != source_id:
-        raise NotFoundError()
+        raise NothingToDelete()
     blob_name = reply.blob_name
     session.delete(reply)
     audit.record(session, actor=actor, action="reply delete", target=source.designation)

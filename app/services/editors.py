@@ -12,7 +12,7 @@ import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import Editor, KeyGrant, NewsroomKey
 from app.services import audit
 
@@ -20,11 +20,15 @@ TOTP_STEP_SECONDS = 30
 MAX_USERNAME_CHARS = 64
 
 
-class LoginFailed(Exception):
+class LoginFailed(errors.InvalidInput):
     """Wrong username, passphrase or code. Which one is never said."""
 
 
-class EditorExists(Exception):
+class InvalidUsername(errors.InvalidInput):
+    pass
+
+
+class EditorExists(errors.Conflict):
     pass
 
 
@@ -59,7 +63,7 @@ def unpack_keys(packed: bytes) -> dict[bytes, crypto.KeyPair]:
 def _check_new_username(session: Session, username: str) -> str:
     username = username.strip()
     if not username or len(username) > MAX_USERNAME_CHARS:
-        raise ValueError("username must be 1 to 64 characters")
+        raise InvalidUsername("username must be 1 to 64 characters")
     if session.scalars(select(Editor).where(Editor.username == username)).first() is not None:
         raise EditorExists()
     return username

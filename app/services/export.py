@@ -16,7 +16,7 @@ from typing import BinaryIO, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import Editor, NewsroomKey, Reply, Source, Submission
 from app.formats.bundle import (
     MANIFEST_NAME,
@@ -38,11 +38,11 @@ from app.storage import BlobStore
 _COPY_SIZE = 64 * 1024
 
 
-class ExportNotFound(Exception):
+class ExportNotFound(errors.NotFound):
     """No such source or editor."""
 
 
-class KeyNotGranted(Exception):
+class KeyNotGranted(errors.NotFound):
     """The editor holds no grant for a newsroom key that the source's envelopes need."""
 
 

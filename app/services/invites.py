@@ -9,11 +9,20 @@ import secrets
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app import errors
 from app.db.models import Editor, Invite
-from app.services import audit
-from app.services.editors import MAX_USERNAME_CHARS, EditorExists
+from app.services import audit, editors
+from app.services.editors import MAX_USERNAME_CHARS
 
 INVITE_DAYS = 3
+
+
+class InviteRefused(errors.InvalidInput):
+    """The username is malformed or taken; the message says which."""
+
+
+class InviteInvalid(errors.NotFound):
+    """No such invite, or it expired, was used, or its username was taken meanwhile."""
 
 
 def _hash(token: str) -> bytes:
@@ -30,10 +39,10 @@ def create_invite(*, session: Session, username: str, is_admin: bool, actor: str
     """Create an invite and return its token, which is shown once and never stored."""
     username = username.strip()
     if not username or len(username) > MAX_USERNAME_CHARS or not username.isprintable():
-        raise ValueError("A username has 1 to 64 printable characters.")
+        raise InviteRefused("A username has 1 to 64 printable characters.")
     taken = session.scalars(select(Editor.id).where(Editor.username == username)).first()
     if taken is not None:
-        raise EditorExists()
+        raise InviteRefused(f"An editor named {username!r} already exists.")
     session.execute(delete(Invite).where(Invite.username == username))  # a new link replaces an old one
     token = secrets.token_urlsafe(32)
     session.add(
@@ -56,6 +65,31 @@ def find_invite(*, session: Session, token: str) -> Invite | None:
     if invite is None or invite.expires_on < _today():
         return None
     return invite
+
+
+def get_invite(*, session: Session, token: str) -> Invite:
+    invite = find_invite(session=session, token=token)
+    if invite is None:
+        raise InviteInvalid()
+    return invite
+
+
+def redeem_invite(*, session: Session, token: str, pending: editors.PendingEnrolment, otp: str) -> Editor:
+    """Create the invited editor if ``otp`` proves the pending TOTP secret, and use up the invite.
+
+    Raises LoginFailed for a wrong code (the invite stays), InviteInvalid if
+    the invite is gone or its username was taken since it was sent.
+    """
+    invite = get_invite(session=session, token=token)
+    try:
+        editor = editors.complete_enrolment(
+            session=session, username=invite.username, is_admin=invite.is_admin, pending=pending, otp=otp
+        )
+    except editors.EditorExists as e:
+        raise InviteInvalid() from e
+    session.delete(invite)
+    session.commit()
+    return editor
 
 
 def pending_invites(session: Session) -> list[Invite]:

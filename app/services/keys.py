@@ -9,16 +9,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import Editor, Instance, KeyGrant, NewsroomKey
 from app.services import audit
 
 
-class NotInitialised(Exception):
-    """The instance has no pepper, no instance row or no active newsroom key."""
-
-
-class AlreadyInitialised(Exception):
+class AlreadyInitialised(errors.Conflict):
     pass
 
 
@@ -76,7 +72,7 @@ def add_newsroom_key(*, session: Session, recovery_public_key: bytes) -> crypto.
 def active_public_key(session: Session) -> bytes:
     key = session.scalars(select(NewsroomKey).where(NewsroomKey.active)).first()
     if key is None or crypto.key_id(key.public_key).hex() != key.key_id:
-        raise NotInitialised()
+        raise errors.NotInitialised()
     return key.public_key
 
 
@@ -88,7 +84,7 @@ def open_with_recovery(*, session: Session, recovery_secret: str) -> dict[bytes,
         keypair = crypto.open_sealed_keypair(recovery, row.recovery_grant)
         keys[crypto.key_id(keypair.public)] = keypair
     if not keys:
-        raise NotInitialised()
+        raise errors.NotInitialised()
     return keys
 
 
@@ -96,16 +92,16 @@ def load_pepper(pepper_path: Path) -> bytes:
     try:
         pepper = pepper_path.read_bytes()
     except FileNotFoundError as e:
-        raise NotInitialised() from e
+        raise errors.NotInitialised() from e
     if len(pepper) != crypto.PEPPER_SIZE:
-        raise NotInitialised()
+        raise errors.NotInitialised()
     return pepper
 
 
 def codename_kdf(session: Session) -> crypto.KdfParams:
     instance = session.get(Instance, 1)
     if instance is None:
-        raise NotInitialised()
+        raise errors.NotInitialised()
     return crypto.KdfParams(
         time_cost=instance.codename_kdf_time_cost,
         memory_kib=instance.codename_kdf_memory_kib,
@@ -120,7 +116,7 @@ def rotate_newsroom_key(*, session: Session) -> crypto.KeyPair:
     """
     instance = session.get(Instance, 1)
     if instance is None or instance.recovery_public_key is None:
-        raise NotInitialised()
+        raise errors.NotInitialised()
     previous = session.scalars(select(NewsroomKey).where(NewsroomKey.active)).first()
     holders = (
         []

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import Reply, Source
 from app.envelopes import read_body, utc_now, write_body
 from app.services import audit
@@ -30,7 +30,7 @@ class OpenedReply:
     source_state: str = "unread"
 
 
-class EmptyReply(ValueError):
+class EmptyReply(errors.InvalidInput):
     pass
 
 

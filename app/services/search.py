@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import Item, Note, Submission
 from app.envelopes import read_body
 from app.storage import BlobStore
@@ -29,7 +29,7 @@ _SCRATCH_KEY = "search"
 _CHUNK = 500
 
 
-class InvalidQuery(ValueError):
+class InvalidQuery(errors.InvalidInput):
     pass
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.codenames import generate_codename, generate_designation
 from app.db.models import Item, Source, Submission
 from app.envelopes import read_body
@@ -48,7 +48,7 @@ def record_new_source_submission(
     return codename
 
 
-class SourceGone(Exception):
+class SourceGone(errors.NotFound):
     """The source was deleted while they were logged in."""
 
 
@@ -114,12 +114,8 @@ class OpenedSubmission:
     items: list[OpenedItem]
 
 
-class ItemNotFound(Exception):
-    pass
-
-
-def get_source(*, session: Session, source_id: str) -> Source | None:
-    return session.get(Source, source_id)
+class ItemNotFound(errors.NotFound):
+    """No such item, or one whose envelope does not open with the editor's keys (or was tampered with)."""
 
 
 def open_source_submissions(
@@ -154,12 +150,18 @@ def open_item_stream(
     item = session.get(Item, item_id)
     if item is None:
         raise ItemNotFound()
-    data_key = crypto.open_capsule(item.capsule, newsroom_keys)
-    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    try:
+        data_key = crypto.open_capsule(item.capsule, newsroom_keys)
+        metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    except crypto.DecryptionError as e:
+        raise ItemNotFound() from e
     blob_name = item.blob_name
 
     def chunks() -> Iterator[bytes]:
         with store.open(blob_name) as body:
-            yield from crypto.read_body(data_key, body, metadata.size)
+            try:
+                yield from crypto.read_body(data_key, body, metadata.size)
+            except crypto.DecryptionError as e:
+                raise ItemNotFound() from e
 
     return metadata, chunks()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session
 
-from app import crypto
+from app import crypto, errors
 from app.db.models import SOURCE_STATUSES, Editor, Note, Source, SourceTag, Tag
 from app.services import audit
 
@@ -30,11 +30,11 @@ ASSIGNEE_NONE = "none"
 _ID_CHUNK = 500
 
 
-class SourceNotFound(Exception):
+class SourceNotFound(errors.NotFound):
     pass
 
 
-class InvalidInput(ValueError):
+class InvalidChange(errors.InvalidInput):
     """A status, tag, note or assignee the desk refuses; nothing was changed."""
 
 
@@ -186,7 +186,7 @@ def _change(session: Session, source: Source, actor: str, action: str) -> None:
 
 def set_status(*, session: Session, source: Source, status: str, actor: str) -> None:
     if status not in SOURCE_STATUSES:
-        raise InvalidInput()
+        raise InvalidChange()
     if source.status != status:
         source.status = status
         _change(session, source, actor, f"status {status}")
@@ -200,7 +200,7 @@ def set_starred(*, session: Session, source: Source, starred: bool, actor: str) 
 
 def assign(*, session: Session, source: Source, editor_id: str | None, actor: str) -> None:
     if editor_id is not None and session.get(Editor, editor_id) is None:
-        raise InvalidInput()
+        raise InvalidChange()
     if source.assignee_id != editor_id:
         source.assignee_id = editor_id
         _change(session, source, actor, "assign" if editor_id else "unassign")
@@ -243,7 +243,7 @@ def add_tag(
     name = _clean(name)
     # Without keys the existing names cannot be compared, and a duplicate would be made.
     if not name or len(name) > MAX_TAG_CHARS or not newsroom_keys:
-        raise InvalidInput()
+        raise InvalidChange()
     wanted = name.casefold()
     existing = tag_names(session=session, newsroom_keys=newsroom_keys)
     tag_id = next((tid for tid, tname in existing.items() if tname.casefold() == wanted), None)
@@ -278,7 +278,7 @@ def delete_unused_tags(session: Session) -> None:
 def add_note(*, session: Session, source: Source, text: str, author: str, newsroom_public_key: bytes) -> None:
     text = text.replace("\r\n", "\n").strip()
     if not text or len(text) > MAX_NOTE_CHARS:
-        raise InvalidInput()
+        raise InvalidChange()
     sealed = crypto.seal_record(newsroom_public_key, text)
     session.add(Note(source_id=source.id, author=author, sealed_text=sealed, created_on=_today()))
     _change(session, source, author, "note add")

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from app.errors import StorageFull
+from app.web.error_pages import page_for
 from tests.support import (
     Instance,
     LiveServer,
@@ -78,7 +79,7 @@ def _post_file(server: LiveServer, client: httpx.Client, size: int, *, declare_l
 
 
 def _assert_out_of_space_page(response: httpx.Response) -> None:
-    assert response.status_code == StorageFull.status_code, response.text
+    assert response.status_code == page_for(StorageFull()).status_code, response.text
     assert "The tip line is out of space" in response.text
     assert "Nothing was saved" in response.text
     assert "Traceback" not in response.text

@@ -29,6 +29,7 @@ from app.db.models import Source
 from app.errors import ServiceBusy
 from app.services import keys, submissions
 from app.storage import PARTIAL_SUFFIX, BlobStore
+from app.web.error_pages import page_for
 from tests.support import (
     LiveServer,
     ServerFactory,
@@ -119,7 +120,8 @@ def _tips() -> list[Tip]:
 
 
 def _busy(response: httpx.Response) -> bool:
-    return response.status_code == ServiceBusy.status_code and ServiceBusy.title in response.text
+    busy = page_for(ServiceBusy())
+    return response.status_code == busy.status_code and busy.title in response.text
 
 
 def _until_not_busy(attempt: Callable[[], httpx.Response]) -> tuple[httpx.Response, int]:
