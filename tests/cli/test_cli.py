@@ -145,4 +145,6 @@ def test_serving_loads_neither_alembic_nor_the_maintenance_commands() -> None:
     probe = "import sys, app.cli.main, app.main; print(' '.join(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert not [m for m in loaded if m.split(".")[0] == "alembic"]
-    assert not {"app.ops.backup", "app.ops.restore", "app.ops.doctor", "app.db.migrate"} & set(loaded)
+    # The import contracts keep app.main, app.web and app.routers from importing app.ops at all; the CLI
+    # imports it lazily inside the maintenance commands, which only running `buzon serve` can check.
+    assert not [m for m in loaded if m == "app.ops" or m.startswith("app.ops.") or m == "app.db.migrate"]

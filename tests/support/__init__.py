@@ -25,6 +25,8 @@ from app.services import editors, keys
 from app.settings import Settings
 from app.storage import BlobStore
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
 FAST_KDF = {
     "insecure_fast_kdf": True,
     "editor_kdf_time_cost": 1,
