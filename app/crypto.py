@@ -12,7 +12,6 @@ import json
 import re
 import secrets
 import struct
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,14 +122,11 @@ def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
     return nacl.hash.blake2b(data, digest_size=size, person=label, encoder=nacl.encoding.RawEncoder)
 
 
-# Each Argon2id run holds its whole memory cost (64-128 MiB by default); at
-# most this many run at once, so a flood of logins or submissions queues
-# instead of exhausting the machine's memory.
-MAX_CONCURRENT_KDF = 2
-_kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
-
 # Where an Argon2id run happens: on the calling thread, unless the caller lends
 # threads for it (the server's run at low priority, app/web/admission.py).
+# This module sets no limit of its own: each run holds its whole memory cost
+# (64-128 MiB by default), and how many may run at once is each app's KDF
+# gate's business, sized from BUZON_MAX_CONCURRENT_KDF.
 KdfRunner = Callable[[Callable[[], bytes]], bytes]
 _kdf_runner: ContextVar[KdfRunner | None] = ContextVar("kdf_runner", default=None)
 
@@ -146,14 +142,13 @@ def kdf_runner(run: KdfRunner) -> Iterator[None]:
 
 
 def _argon2id(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
-    with _kdf_slots:
-        run = _kdf_runner.get()
-        if run is None:
-            return _argon2id_unlimited(secret, salt, params)
-        return run(lambda: _argon2id_unlimited(secret, salt, params))
+    run = _kdf_runner.get()
+    if run is None:
+        return _argon2id_here(secret, salt, params)
+    return run(lambda: _argon2id_here(secret, salt, params))
 
 
-def _argon2id_unlimited(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
+def _argon2id_here(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
     return argon2.low_level.hash_secret_raw(
         secret,
         salt,

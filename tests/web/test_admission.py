@@ -16,6 +16,7 @@ import pytest
 
 from app import crypto
 from app.errors import ServiceBusy
+from app.main import create_source_app
 from app.web.admission import KDF_NICENESS, KdfGate
 from tests.support import ServerFactory, codename_in, initialise, make_settings, submit_tip
 
@@ -67,13 +68,13 @@ class _Holder:
 def test_argon2id_runs_at_the_lowest_priority_and_nothing_else_does(monkeypatch: pytest.MonkeyPatch) -> None:
     before = _own_nice()
     argon2_nices: list[int] = []
-    real = crypto._argon2id_unlimited
+    real = crypto._argon2id_here
 
     def recording(secret: bytes, salt: bytes, params: crypto.KdfParams) -> bytes:
         argon2_nices.append(_own_nice())
         return real(secret, salt, params)
 
-    monkeypatch.setattr(crypto, "_argon2id_unlimited", recording)
+    monkeypatch.setattr(crypto, "_argon2id_here", recording)
 
     def work() -> int:
         crypto.derive_source_keys("abacus " * 7, PEPPER, FAST)
@@ -263,3 +264,31 @@ def test_concurrent_logins_on_a_real_server_all_succeed_on_low_priority_threads(
     assert 1 <= len(niced) <= 4
     assert after[pid][0] == os.getpriority(os.PRIO_PROCESS, 0)
     assert sum(spent[tid] for tid in niced) > 3 * sum(spent[tid] for tid in after if tid not in niced)
+
+
+def test_an_app_with_four_kdf_slots_runs_four_derivations_at_once(tmp_path: Path) -> None:
+    # BUZON_MAX_CONCURRENT_KDF is the only limit: crypto.py has none of its own that would cap it lower.
+    settings = make_settings(tmp_path / "d", max_concurrent_kdf=4)
+    gate = create_source_app(initialise(settings).settings).state.kdf_gate
+    inside = threading.Barrier(4, timeout=20)
+
+    def meet_then_derive(derive: Callable[[], bytes]) -> bytes:
+        inside.wait()  # every derivation waits here until four are under way together
+        return derive()
+
+    def work() -> bytes:
+        with crypto.kdf_runner(meet_then_derive):
+            return crypto.derive_source_keys("cuatro palabras a la vez", PEPPER, FAST).lookup_id
+
+    async def four(gate: KdfGate) -> list[bytes]:
+        return list(await asyncio.gather(*(gate.run(work, wait_seconds=5) for _ in range(4))))
+
+    assert len(set(_serve_gate(gate, four))) == 1
+
+
+def _serve_gate(gate: KdfGate, scenario: Callable[[KdfGate], Coroutine[None, None, T]]) -> T:
+    async def run() -> T:
+        async with gate.running():
+            return await scenario(gate)
+
+    return asyncio.run(run())
