@@ -1,6 +1,6 @@
 # Buzón's image: the source interface and the editor portal, for
 # deploy/compose.yaml (docs/deploy.md). Two stages: the first installs the
-# pinned dependencies and compiles the translations; the second gets only the
+# pinned dependencies and compiles the bytecode; the second gets only the
 # results, with no compiler, no pip cache and no root process.
 
 FROM python:3.11-slim-bookworm AS build
@@ -10,13 +10,10 @@ COPY deploy/requirements.lock /tmp/requirements.lock
 RUN python -m venv /venv \
  && /venv/bin/pip install --require-hashes -r /tmp/requirements.lock
 COPY app /opt/buzon/app
-COPY templates /opt/buzon/templates
-COPY static /opt/buzon/static
 COPY deploy/docker/healthcheck.py /opt/buzon/healthcheck.py
-# Part of the build: compile the translations (.po → .mo). The root filesystem
-# is read-only at run time, so bytecode is compiled here too.
-RUN /venv/bin/pybabel -q compile -d /opt/buzon/app/translations -D messages \
- && /venv/bin/python -m compileall -q /opt/buzon \
+# The root filesystem is read-only at run time, so bytecode is compiled here.
+# (Translations need no build: app/web/i18n.py compiles the .po files in memory.)
+RUN /venv/bin/python -m compileall -q /opt/buzon \
  && printf '#!/bin/sh\nexec /venv/bin/python -m app "$@"\n' > /venv/bin/buzon \
  && chmod 0755 /venv/bin/buzon
 

@@ -34,9 +34,10 @@ SOURCE_SESSION_MAX_SECONDS = 12 * 3600
 STRIP_BUDGET_WAIT_SECONDS = 120.0
 # An invited editor has this long between choosing a passphrase and proving a TOTP code.
 ENROLMENT_SECONDS = 15 * 60
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_DIR / "templates"
-STATIC_DIR = PROJECT_DIR / "static"
+# Inside the package, so that an installed wheel serves the same pages as a clone.
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
 
 
 def _templates(interface: str) -> Jinja2Templates:

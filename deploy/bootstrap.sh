@@ -25,5 +25,3 @@ fi
 "$BUZON_ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$BUZON_ROOT/$lockfile"
 "$BUZON_ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$BUZON_ROOT"
 export PATH="$BUZON_ROOT/.venv/bin:$PATH"
-# Part of the build: compile the source interface's translations (.po → .mo).
-pybabel -q compile -d "$BUZON_ROOT/app/translations" -D messages

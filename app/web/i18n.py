@@ -1,17 +1,20 @@
 """Languages of the source interface: gettext catalogs chosen per request.
 
 The language comes from a plain ``?lang=`` link (remembered in a cookie), or
-else from Accept-Language. Catalogs live in app/translations and are compiled
-(.po → .mo) as part of the build.
+else from Accept-Language. Catalogs are the .po files in app/translations,
+compiled in memory when first used (no build step).
 """
 
 from __future__ import annotations
 
 import gettext as gettext_module
+import io
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 from starlette.datastructures import MutableHeaders
@@ -34,12 +37,21 @@ def N_(message: str) -> str:
 
 @cache
 def _catalog(locale: str) -> gettext_module.NullTranslations:
+    """The locale's catalog, read from its ``.po`` file and compiled in memory.
+
+    There is no ``.mo`` to build: a wheel, an editable install and a clone all
+    carry the ``.po`` files, so each of them serves every language without a
+    build step that someone installing with plain pip would not know to run.
+    Compiling four small catalogs takes milliseconds, once per process.
+    """
     if locale == DEFAULT_LOCALE:
         return gettext_module.NullTranslations()
-    translations = Translations.load(str(TRANSLATIONS_DIR), [locale])
-    if not isinstance(translations, Translations):
-        raise RuntimeError(f"no compiled catalog for {locale}; run the build (pybabel compile)")
-    return translations
+    with (TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        catalog = read_po(source, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
 
 
 def current_locale() -> str:

@@ -10,7 +10,7 @@ import httpx
 
 from tests.support import LiveServer, codename_in, submit_tip
 
-CSS = (Path(__file__).resolve().parents[2] / "static" / "style.css").read_text()
+CSS = (Path(__file__).resolve().parents[2] / "app" / "static" / "style.css").read_text()
 
 
 class _Form(HTMLParser):

@@ -19,6 +19,6 @@ def test_right_to_left_languages_get_rtl_direction() -> None:
 
 def test_stylesheet_uses_logical_properties_only() -> None:
     # Physical left/right would not mirror for a right-to-left language.
-    css = (Path(__file__).resolve().parents[2] / "static" / "style.css").read_text()
+    css = (Path(__file__).resolve().parents[2] / "app" / "static" / "style.css").read_text()
     for physical in ("margin-left", "margin-right", "padding-left", "padding-right", "border-left", "text-align: left"):
         assert physical not in css

@@ -10,9 +10,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
-from babel.support import Translations
 
 from app.web.i18n import LOCALE_NAMES, TRANSLATIONS_DIR, choose_locale
+from app.web.i18n import _catalog as i18n_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(set(LOCALE_NAMES) - {"en"})
@@ -60,12 +60,14 @@ def test_translations_keep_placeholders_and_markup(locale: str) -> None:
 
 
 @pytest.mark.parametrize("locale", SHIPPED)
-def test_compiled_catalog_matches_the_source(locale: str) -> None:
-    compiled = Translations.load(str(TRANSLATIONS_DIR), [locale])
-    assert isinstance(compiled, Translations), "run the build: pybabel compile -d app/translations"
+def test_the_served_catalog_is_the_source(locale: str) -> None:
+    served = i18n_catalog(locale)
+    checked = 0
     for message in _catalog(locale):
         if message.id and isinstance(message.id, str) and isinstance(message.string, str):
-            assert compiled.gettext(message.id) == message.string, f"stale .mo for {locale}: rebuild"
+            assert served.gettext(message.id) == message.string
+            checked += 1
+    assert checked > 50
 
 
 @pytest.mark.parametrize(
