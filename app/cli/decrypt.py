@@ -16,7 +16,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from app.cli.support import fail
 from app.formats import bundle as bundle_format
-from app.ops import offline
 
 # Smaller bodies decrypt in a blink; a bar would only flicker.
 PROGRESS_MIN_BYTES = 1024 * 1024
@@ -45,6 +44,8 @@ def decrypt(
     ] = False,
 ) -> None:
     """Decrypt a source's bundle with your key file and passphrase, or with the recovery secret."""
+    from app.ops import offline  # loaded by this command, not by `buzon serve`
+
     if (key_file is None) == (not recovery):
         raise fail("Give either --key-file FILE or --recovery.")
     key_bytes = None

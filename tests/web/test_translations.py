@@ -37,7 +37,7 @@ def _catalog(locale: str) -> Catalog:
 def test_extraction_finds_the_interface() -> None:
     messages = _extracted()
     assert "Send securely" in messages
-    assert "The submission is too large" in messages  # from app/errors.py via N_()
+    assert "The submission is too large" in messages  # from app/web/error_pages.py via N_()
     assert len(messages) > 60
 
 
