@@ -39,7 +39,7 @@ from app.db.models import Item
 from app.db.session import make_engine, make_session_factory
 from app.settings import MIB, Settings
 from app.storage import PARTIAL_SUFFIX
-from tests.support import initialise, make_settings, spawn_server, stop_server
+from tests.support import initialise, settings_for, spawn_server, stop_server
 
 MB = 1_000_000
 LIMIT_MB = 100.0
@@ -303,7 +303,7 @@ def _mb(value: int) -> str:
 
 
 def run(size: int, root: Path) -> bool:
-    settings = make_settings(root / "data", max_submission_bytes=size + 16 * MIB)
+    settings = settings_for(root / "data", max_submission_bytes=size + 16 * MIB)
     initialise(settings)
     pool = block_pool()
     server = Server(settings, root)

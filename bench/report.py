@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
-from tests.support import Instance, LiveServer, initialise, make_settings, spawn_server, stop_server
+from tests.support import Instance, LiveServer, initialise, settings_for, spawn_server, stop_server
 
 MB = 1_000_000
 
@@ -94,7 +94,7 @@ def live_bench(prefix: str, **overrides: object) -> Iterator[Bench]:
     """Initialise an instance with ``overrides`` on top of the fast test settings and serve it."""
     root = Path(tempfile.mkdtemp(prefix=f"buzon-bench-{prefix}-"))
     try:
-        instance = initialise(make_settings(root / "data", **overrides))
+        instance = initialise(settings_for(root / "data", **overrides))
         tmp_dir = root / "server-tmp"
         tmp_dir.mkdir()
         log_path = root / "server.log"

@@ -15,7 +15,7 @@ from app.db.migrate import MIGRATIONS_DIR, upgrade_database
 from app.db.session import make_engine, make_session_factory
 from app.services import keys
 from app.settings import Settings
-from tests.support import make_settings, server_env, uses_sqlite
+from tests.support import SettingsFactory, server_env, uses_sqlite
 
 
 def _buzon(
@@ -28,7 +28,9 @@ def _buzon(
     )
 
 
-def test_init_prints_the_recovery_secret_once_and_refuses_a_second_run(tmp_path: Path) -> None:
+def test_init_prints_the_recovery_secret_once_and_refuses_a_second_run(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data")
     first = _buzon(settings, tmp_path, "init")
     assert first.returncode == 0, first.stderr
@@ -53,7 +55,9 @@ def test_init_prints_the_recovery_secret_once_and_refuses_a_second_run(tmp_path:
     assert "Recovery secret" not in second.stdout
 
 
-def test_editor_add_with_recovery_secret_grants_the_newsroom_key(tmp_path: Path) -> None:
+def test_editor_add_with_recovery_secret_grants_the_newsroom_key(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data")
     secret = re.findall(r"Recovery secret: (\S+)", _buzon(settings, tmp_path, "init").stdout)[0]
     result = _buzon(
@@ -83,7 +87,7 @@ def test_editor_add_with_recovery_secret_grants_the_newsroom_key(tmp_path: Path)
         assert len(editor.grants) == 1
 
 
-def test_editor_add_without_secret_waits_for_a_grant(tmp_path: Path) -> None:
+def test_editor_add_without_secret_waits_for_a_grant(tmp_path: Path, make_settings: SettingsFactory) -> None:
     settings = make_settings(tmp_path / "data")
     _buzon(settings, tmp_path, "init")
     result = _buzon(settings, tmp_path, "editor", "add", "bo", "--passphrase-stdin", stdin="another good passphrase\n")
@@ -91,7 +95,9 @@ def test_editor_add_without_secret_waits_for_a_grant(tmp_path: Path) -> None:
     assert "an admin must grant" in result.stdout
 
 
-def test_editor_add_refuses_a_wrong_secret_a_short_passphrase_and_a_duplicate(tmp_path: Path) -> None:
+def test_editor_add_refuses_a_wrong_secret_a_short_passphrase_and_a_duplicate(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data")
     _buzon(settings, tmp_path, "init")
     wrong = _buzon(
@@ -116,7 +122,7 @@ def test_editor_add_refuses_a_wrong_secret_a_short_passphrase_and_a_duplicate(tm
     assert "already exists" in again.stderr
 
 
-def test_weak_kdf_settings_are_refused_without_the_test_switch(tmp_path: Path) -> None:
+def test_weak_kdf_settings_are_refused_without_the_test_switch(tmp_path: Path, make_settings: SettingsFactory) -> None:
     env_settings = make_settings(
         tmp_path / "data", insecure_fast_kdf=False, editor_kdf_memory_kib=65536, codename_kdf_memory_kib=65536
     )
@@ -125,7 +131,7 @@ def test_weak_kdf_settings_are_refused_without_the_test_switch(tmp_path: Path) -
     assert "insecure_fast_kdf" in result.stderr
 
 
-def test_migrate_brings_an_older_database_to_the_current_schema(tmp_path: Path) -> None:
+def test_migrate_brings_an_older_database_to_the_current_schema(tmp_path: Path, make_settings: SettingsFactory) -> None:
     settings = make_settings(tmp_path / "data")
     settings.data_dir.mkdir(mode=0o700)
     engine = make_engine(settings.resolved_database_url)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.db import models
 from app.db.migrate import MIGRATIONS_DIR, downgrade_database, upgrade_database
 from app.db.session import make_engine
-from tests.support import make_settings
+from tests.support import SettingsFactory
 
 DAY = dt.date(2024, 5, 17)
 EDITOR = secrets.token_hex(16)
@@ -190,7 +190,9 @@ def _counts(engine: Engine) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("start", REVISIONS)
-def test_populated_database_survives_upgrade_to_head_and_every_step_down_and_up(tmp_path: Path, start: str) -> None:
+def test_populated_database_survives_upgrade_to_head_and_every_step_down_and_up(
+    tmp_path: Path, start: str, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data")
     settings.data_dir.mkdir(mode=0o700)
     engine = make_engine(settings.resolved_database_url)

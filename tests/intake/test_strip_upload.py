@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.media.test_strip import MARKER, make_jpeg, make_pdf
-from tests.support import LiveServer, ServerFactory, initialise, make_settings, post_multipart
+from tests.support import LiveServer, ServerFactory, SettingsFactory, initialise, post_multipart
 
 
 def _editor_source_page(server: LiveServer) -> tuple[httpx.Client, str]:
@@ -55,7 +55,7 @@ def test_without_the_checkbox_the_file_arrives_as_sent(live_server: LiveServer, 
 
 
 def test_files_too_large_to_strip_are_stored_as_sent_and_the_source_is_told(
-    tmp_path: Path, server_factory: ServerFactory
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", max_strip_bytes=1024)))
     jpeg = make_jpeg()

@@ -13,8 +13,8 @@ import pytest
 from tests.support import (
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     initialise,
-    make_settings,
     multipart_body,
     row_counts,
     stored_files,
@@ -40,7 +40,7 @@ def _assert_clear_page(response: httpx.Response, status: int, phrase: str) -> No
 
 
 @pytest.fixture
-def small_server(tmp_path: Path, server_factory: ServerFactory) -> LiveServer:
+def small_server(tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory) -> LiveServer:
     settings = make_settings(
         tmp_path / "small", max_submission_bytes=256 * 1024, max_message_chars=1000, max_files_per_submission=2
     )
@@ -173,7 +173,9 @@ def test_client_vanishing_mid_upload_leaves_nothing(live_server: LiveServer, cli
     _assert_nothing_left(live_server)
 
 
-def test_uninitialised_instance_refuses_tips(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_uninitialised_instance_refuses_tips(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     instance = initialise(make_settings(tmp_path / "offline"))
     instance.settings.pepper_path.unlink()
     from sqlalchemy import delete

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect, sync_playwright
 
-from tests.support import EditorAccount, LiveServer, ServerFactory, initialise, make_settings
+from tests.support import EditorAccount, LiveServer, ServerFactory, SettingsFactory, initialise
 
 pytestmark = pytest.mark.browser
 
@@ -189,7 +189,7 @@ def test_editor_reads_the_tip_and_downloads_the_file(live_server: LiveServer, ne
 
 
 def test_an_upload_over_the_cap_shows_the_too_large_page(
-    tmp_path: Path, server_factory: ServerFactory, new_page: PageFactory
+    tmp_path: Path, server_factory: ServerFactory, new_page: PageFactory, make_settings: SettingsFactory
 ) -> None:
     settings = make_settings(tmp_path / "data2", max_submission_bytes=256 * 1024)
     server = server_factory(initialise(settings))

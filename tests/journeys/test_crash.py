@@ -24,12 +24,12 @@ from tests.support import (
     Instance,
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     StoredItem,
     assert_database_and_store_sound,
     codename_in,
     decrypt_every_submission,
     initialise,
-    make_settings,
     multipart_body,
     submit_tip,
 )
@@ -49,7 +49,7 @@ class Upload:
 
 
 @pytest.fixture
-def crash_instance(tmp_path: Path) -> Instance:
+def crash_instance(tmp_path: Path, make_settings: SettingsFactory) -> Instance:
     return initialise(make_settings(tmp_path / "data"))
 
 

@@ -26,10 +26,10 @@ from tests.support import (
     Instance,
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     assert_database_and_store_sound,
     decrypt_every_submission,
     initialise,
-    make_settings,
     multipart_body,
     submit_tip,
 )
@@ -60,7 +60,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def _instance_on(disk: Path, reserve_mib: int) -> Instance:
+def _instance_on(make_settings: SettingsFactory, disk: Path, reserve_mib: int) -> Instance:
     return initialise(make_settings(disk / "data", store_reserve_mib=reserve_mib, max_submission_bytes=200 * MIB))
 
 
@@ -128,9 +128,9 @@ def _write_until_full(fd: int, block: bytes) -> None:
 
 
 def test_an_upload_that_fills_the_disk_gets_a_clear_page_and_corrupts_nothing(
-    small_disk: Path, server_factory: ServerFactory
+    small_disk: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
-    instance = _instance_on(small_disk, reserve_mib=0)
+    instance = _instance_on(make_settings, small_disk, reserve_mib=0)
     server = server_factory(instance)
     editor = instance.add_editor()
     with httpx.Client(timeout=60) as source, httpx.Client(timeout=60) as newsroom:
@@ -156,9 +156,9 @@ def test_an_upload_that_fills_the_disk_gets_a_clear_page_and_corrupts_nothing(
 
 
 def test_uploads_stop_at_the_reserve_so_the_newsroom_keeps_room_to_work(
-    small_disk: Path, server_factory: ServerFactory
+    small_disk: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
-    instance = _instance_on(small_disk, reserve_mib=16)
+    instance = _instance_on(make_settings, small_disk, reserve_mib=16)
     server = server_factory(instance)
     editor = instance.add_editor()
     with httpx.Client(timeout=60) as source, httpx.Client(timeout=60) as newsroom:

@@ -33,10 +33,10 @@ from app.web.error_pages import page_for
 from tests.support import (
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     assert_database_and_store_sound,
     codename_in,
     initialise,
-    make_settings,
     post_multipart,
     row_counts,
     stored_files,
@@ -222,7 +222,7 @@ def _downloaded_in_editor_portal(server: LiveServer, source_id: str) -> dict[str
 
 
 def test_200_sources_submitting_at_once_each_find_exactly_their_own_tip(
-    tmp_path: Path, server_factory: ServerFactory
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "data", **LOAD_SETTINGS)))
     tips = _tips()

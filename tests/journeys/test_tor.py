@@ -19,15 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import (
-    LiveServer,
-    codename_in,
-    initialise,
-    make_settings,
-    spawn_server,
-    stop_server,
-    submit_tip,
-)
+from tests.support import LiveServer, SettingsFactory, codename_in, initialise, spawn_server, stop_server, submit_tip
 from tests.support.socks import (
     ONION_DESCRIPTOR_NOT_FOUND,
     ONION_MISSING_CLIENT_AUTH,
@@ -83,7 +75,9 @@ def _first_contact(net: TorNet, client: httpx.Client, url: str) -> httpx.Respons
             time.sleep(2)
 
 
-def test_a_tip_sent_through_the_onion_service_is_read_in_the_editor_portal(tornet: TorNet, tmp_path: Path) -> None:
+def test_a_tip_sent_through_the_onion_service_is_read_in_the_editor_portal(
+    tornet: TorNet, tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data", onion_address=tornet.source_onion)
     instance = initialise(settings)
     (tmp_path / "server-tmp").mkdir()

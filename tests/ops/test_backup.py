@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from app.db.session import make_engine
 from app.formats.backup_archive import ArchiveError, blob_member, table_member
 from app.ops import backup, restore
 from app.settings import Settings
-from tests.support import EditorAccount, Instance, LiveServer, ServerFactory, initialise, make_settings, server_env
+from tests.support import EditorAccount, Instance, LiveServer, ServerFactory, SettingsFactory, initialise, server_env
 from tests.support.desk import (
     desk_post,
     encodings,
@@ -33,11 +34,14 @@ from tests.support.desk import (
     source_page,
 )
 
+Fresh = Callable[[str], Settings]
 
-def _fresh(tmp_path: Path, name: str) -> Settings:
-    """A new, empty instance's settings: SQLite in the data dir, or with
+
+@pytest.fixture
+def fresh(tmp_path: Path, make_settings: SettingsFactory) -> Fresh:
+    """New, empty instances' settings by name: SQLite in the data dir, or with
     ``pytest --database=postgresql`` a fresh PostgreSQL database (tests/conftest.py)."""
-    return make_settings(tmp_path / name)
+    return lambda name: make_settings(tmp_path / name)
 
 
 def _on_postgresql(settings: Settings) -> bool:
@@ -135,7 +139,7 @@ def _downloads(page: str) -> dict[str, str]:
 
 
 def test_every_tip_is_readable_after_a_restore_into_a_fresh_data_dir(
-    tmp_path: Path, live_server: LiveServer, client: httpx.Client, server_factory: ServerFactory
+    tmp_path: Path, live_server: LiveServer, client: httpx.Client, server_factory: ServerFactory, fresh: Fresh
 ) -> None:
     world = _populate(live_server, client)
     before = _all_rows(live_server.instance.settings)
@@ -146,7 +150,7 @@ def test_every_tip_is_readable_after_a_restore_into_a_fresh_data_dir(
     assert re.search(r"2 source\(s\), 5 item\(s\), 2 reply\(ies\), 1 editor\(s\)", made.stdout), made.stdout
     assert archive.stat().st_mode & 0o077 == 0
 
-    target = _fresh(tmp_path, "restored")
+    target = fresh("restored")
     done = _buzon(target, tmp_path, "restore", str(archive))
     assert done.returncode == 0, done.stderr
     assert _all_rows(target) == before
@@ -187,9 +191,9 @@ def _check_restored(restored: LiveServer, world: World) -> None:
 
 
 def test_an_instance_moves_between_sqlite_and_postgresql(
-    tmp_path: Path, client: httpx.Client, server_factory: ServerFactory
+    tmp_path: Path, client: httpx.Client, server_factory: ServerFactory, fresh: Fresh, make_settings: SettingsFactory
 ) -> None:
-    target = _fresh(tmp_path, "postgresql")
+    target = fresh("postgresql")
     if not _on_postgresql(target):
         pytest.skip("needs a PostgreSQL server: pytest --database=postgresql")
     sqlite_dir = tmp_path / "sqlite"
@@ -251,9 +255,11 @@ def _small_archive(tmp_path: Path, server: LiveServer) -> Path:
     return archive
 
 
-def test_restore_refuses_a_non_empty_target_and_changes_nothing(tmp_path: Path, live_server: LiveServer) -> None:
+def test_restore_refuses_a_non_empty_target_and_changes_nothing(
+    tmp_path: Path, live_server: LiveServer, fresh: Fresh
+) -> None:
     archive = _small_archive(tmp_path, live_server)
-    target = _fresh(tmp_path, "busy")
+    target = fresh("busy")
     target.data_dir.mkdir()
     (target.data_dir / "notes.txt").write_text("mine")
     refused = _buzon(target, tmp_path, "restore", str(archive))
@@ -263,7 +269,7 @@ def test_restore_refuses_a_non_empty_target_and_changes_nothing(tmp_path: Path, 
     assert [p.name for p in target.data_dir.iterdir()] == ["notes.txt"]
 
     # An initialised instance is refused too, and stays as it was.
-    initialised = initialise(_fresh(tmp_path, "initialised"))
+    initialised = initialise(fresh("initialised"))
     rows = _all_rows(initialised.settings)
     again = _buzon(initialised.settings, tmp_path, "restore", str(archive))
     assert again.returncode == 1
@@ -300,7 +306,7 @@ def _manifest(archive: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("target_exists", [False, True])
 def test_a_tampered_body_is_refused_and_leaves_no_instance(
-    tmp_path: Path, live_server: LiveServer, target_exists: bool
+    tmp_path: Path, live_server: LiveServer, target_exists: bool, fresh: Fresh
 ) -> None:
     archive = _small_archive(tmp_path, live_server)
     blobs = _manifest(archive)["blobs"]
@@ -310,7 +316,7 @@ def test_a_tampered_body_is_refused_and_leaves_no_instance(
     member = blob_member(name)
     _rewrite(archive, tampered, {member: _flip_byte(_member(archive, member), 100_000)})
 
-    target = _fresh(tmp_path, "target")
+    target = fresh("target")
     if target_exists:
         target.data_dir.mkdir(mode=0o700)
     refused = _buzon(target, tmp_path, "restore", str(tampered))
@@ -325,7 +331,7 @@ def test_a_tampered_body_is_refused_and_leaves_no_instance(
         assert _table_names(target) == []
 
 
-def test_a_tampered_row_or_manifest_is_refused(tmp_path: Path, live_server: LiveServer) -> None:
+def test_a_tampered_row_or_manifest_is_refused(tmp_path: Path, live_server: LiveServer, fresh: Fresh) -> None:
     archive = _small_archive(tmp_path, live_server)
     items = table_member("items")
     cases = {
@@ -339,7 +345,7 @@ def test_a_tampered_row_or_manifest_is_refused(tmp_path: Path, live_server: Live
     for case, (change, message) in cases.items():
         tampered = tmp_path / f"{case}.tar"
         _rewrite(archive, tampered, change)
-        target = _fresh(tmp_path, f"target-{case}")
+        target = fresh(f"target-{case}")
         refused = _buzon(target, tmp_path, "restore", str(tampered))
         assert refused.returncode == 1, case
         assert message in refused.stderr, (case, refused.stderr)
@@ -348,14 +354,16 @@ def test_a_tampered_row_or_manifest_is_refused(tmp_path: Path, live_server: Live
             assert _table_names(target) == [], case
 
 
-def test_backup_refuses_to_overwrite_and_needs_an_instance(tmp_path: Path, live_server: LiveServer) -> None:
+def test_backup_refuses_to_overwrite_and_needs_an_instance(
+    tmp_path: Path, live_server: LiveServer, fresh: Fresh
+) -> None:
     archive = tmp_path / "exists.tar"
     archive.write_bytes(b"keep")
     refused = _buzon(live_server.instance.settings, tmp_path, "backup", str(archive))
     assert refused.returncode == 1
     assert "already exists" in refused.stderr
     assert archive.read_bytes() == b"keep"
-    nothing = _buzon(make_settings(tmp_path / "nothing"), tmp_path, "backup", str(tmp_path / "new.tar"))
+    nothing = _buzon(fresh("nothing"), tmp_path, "backup", str(tmp_path / "new.tar"))
     assert nothing.returncode == 1
     assert "initialised instance" in nothing.stderr
     assert not (tmp_path / "new.tar").exists()
@@ -363,7 +371,7 @@ def test_backup_refuses_to_overwrite_and_needs_an_instance(tmp_path: Path, live_
 
 
 def test_tips_arriving_or_deleted_during_a_backup_leave_a_consistent_archive(
-    tmp_path: Path, live_server: LiveServer
+    tmp_path: Path, live_server: LiveServer, fresh: Fresh
 ) -> None:
     """Rows come from one snapshot; bodies deleted after it take their rows out of the archive."""
     settings = live_server.instance.settings
@@ -396,15 +404,15 @@ def test_tips_arriving_or_deleted_during_a_backup_leave_a_consistent_archive(
     assert calls[-1][0] == calls[-1][1]
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
-    target = _fresh(tmp_path, "restored")
+    target = fresh("restored")
     restore.restore_backup(archive=tmp_path / "during.tar", settings=target)
     (kept,) = _blob_names(target)
     assert kept != doomed
     assert (target.store_dir / kept[:2] / kept).exists()
 
 
-def test_an_archive_of_an_older_schema_is_restored_then_upgraded(tmp_path: Path) -> None:
-    old = make_settings(tmp_path / "old")
+def test_an_archive_of_an_older_schema_is_restored_then_upgraded(tmp_path: Path, fresh: Fresh) -> None:
+    old = fresh("old")
     old.data_dir.mkdir(mode=0o700)
     old.pepper_path.write_bytes(secrets.token_bytes(16))
     engine = make_engine(old.resolved_database_url)
@@ -424,7 +432,7 @@ def test_an_archive_of_an_older_schema_is_restored_then_upgraded(tmp_path: Path)
         engine.dispose()
     assert report.manifest.revision == "0002"
 
-    target = _fresh(tmp_path, "new")
+    target = fresh("new")
     restore.restore_backup(archive=tmp_path / "old.tar", settings=target)
     rows = _all_rows(target)
     assert rows["alembic_version"] == [("0003",)]

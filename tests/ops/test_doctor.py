@@ -17,7 +17,7 @@ from app.db.migrate import upgrade_database
 from app.db.session import make_engine
 from app.ops import doctor
 from app.settings import Settings
-from tests.support import Instance, free_port, initialise, make_settings, server_env
+from tests.support import Instance, SettingsFactory, free_port, initialise, server_env
 
 # The lowest Argon2id costs Settings accepts without insecure_fast_kdf.
 REAL_KDF: dict[str, object] = {
@@ -47,7 +47,7 @@ def tor_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def good(tmp_path: Path) -> Instance:
+def good(tmp_path: Path, make_settings: SettingsFactory) -> Instance:
     instance = initialise(make_settings(tmp_path / "data", onion_address=SOURCE_ONION, **REAL_KDF))
     instance.add_editor("ana", admin=True)
     return instance
@@ -151,7 +151,9 @@ def test_a_missing_pepper_fails(good: Instance, tmp_path: Path, tor_port: int) -
     assert doctor.exit_code(results) == 1
 
 
-def test_a_data_dir_without_a_database_fails_and_is_left_alone(tmp_path: Path, tor_port: int) -> None:
+def test_a_data_dir_without_a_database_fails_and_is_left_alone(
+    tmp_path: Path, tor_port: int, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data", **REAL_KDF)
     settings.data_dir.mkdir(mode=0o700)
     results = doctor.run_checks(settings, _options(tmp_path, tor_port))
@@ -165,7 +167,9 @@ def test_a_data_dir_without_a_database_fails_and_is_left_alone(tmp_path: Path, t
     assert list(settings.data_dir.iterdir()) == []
 
 
-def test_a_schema_without_init_is_not_initialised(tmp_path: Path, tor_port: int) -> None:
+def test_a_schema_without_init_is_not_initialised(
+    tmp_path: Path, tor_port: int, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data", **REAL_KDF)
     settings.data_dir.mkdir(mode=0o700)
     engine = make_engine(settings.resolved_database_url)
@@ -177,7 +181,7 @@ def test_a_schema_without_init_is_not_initialised(tmp_path: Path, tor_port: int)
     assert doctor.exit_code(results) == 1
 
 
-def test_no_editor_with_the_active_key_fails(tmp_path: Path, tor_port: int) -> None:
+def test_no_editor_with_the_active_key_fails(tmp_path: Path, tor_port: int, make_settings: SettingsFactory) -> None:
     instance = initialise(make_settings(tmp_path / "data", onion_address=SOURCE_ONION, **REAL_KDF))
     instance.add_editor("bo", grant=False)
     results = doctor.run_checks(instance.settings, _options(tmp_path, tor_port))
@@ -217,7 +221,9 @@ def test_an_unreadable_hostname_file_fails(good: Instance, tmp_path: Path, tor_p
     assert _statuses(results, "editor onion") == {doctor.Status.FAIL}
 
 
-def test_the_onion_address_setting_must_match_the_source_service(tmp_path: Path, tor_port: int) -> None:
+def test_the_onion_address_setting_must_match_the_source_service(
+    tmp_path: Path, tor_port: int, make_settings: SettingsFactory
+) -> None:
     instance = initialise(make_settings(tmp_path / "data", onion_address=EDITOR_ONION, **REAL_KDF))
     instance.add_editor("cy")
     results = doctor.run_checks(instance.settings, _options(tmp_path, tor_port))
@@ -238,7 +244,7 @@ def test_one_onion_name_for_both_services_fails(good: Instance, tmp_path: Path, 
     assert doctor.Status.FAIL in _statuses(results, "onion address")
 
 
-def test_insecure_fast_kdf_fails(tmp_path: Path, tor_port: int) -> None:
+def test_insecure_fast_kdf_fails(tmp_path: Path, tor_port: int, make_settings: SettingsFactory) -> None:
     instance = initialise(make_settings(tmp_path / "data", onion_address=SOURCE_ONION))
     instance.add_editor("di")
     results = doctor.run_checks(instance.settings, _options(tmp_path, tor_port))

@@ -26,9 +26,9 @@ from tests.support import (
     Instance,
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     csrf_token_in,
     initialise,
-    make_settings,
     server_env,
     submit_tip,
 )
@@ -226,7 +226,9 @@ def _buzon(instance: Instance, tmp_path: Path, *args: str, env: dict[str, str] |
     return result.stdout
 
 
-def test_cli_rotate_and_recovery_when_every_passphrase_is_lost(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_cli_rotate_and_recovery_when_every_passphrase_is_lost(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     instance = initialise(make_settings(tmp_path / "data"))
     server = server_factory(instance)
     lost = instance.add_editor("lost", admin=True)
@@ -249,7 +251,7 @@ def test_cli_rotate_and_recovery_when_every_passphrase_is_lost(tmp_path: Path, s
 
 
 def test_logins_are_throttled_per_account_and_unknown_names_alike(
-    tmp_path: Path, server_factory: ServerFactory
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     instance = initialise(make_settings(tmp_path / "data", editor_login_max_failures=3))
     server = server_factory(instance)
@@ -271,7 +273,7 @@ def test_logins_are_throttled_per_account_and_unknown_names_alike(
         server.login(client, instance.add_editor("bystander"))
 
 
-def test_global_login_budget(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_global_login_budget(tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory) -> None:
     instance = initialise(make_settings(tmp_path / "data", editor_logins_per_minute=5))
     server = server_factory(instance)
     statuses = []
@@ -282,7 +284,9 @@ def test_global_login_budget(tmp_path: Path, server_factory: ServerFactory) -> N
     assert statuses == [401] * 5 + [429] * 2
 
 
-def test_login_rehashes_when_kdf_parameters_change(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_login_rehashes_when_kdf_parameters_change(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     settings = make_settings(tmp_path / "data")
     instance = initialise(settings)
     account = instance.add_editor("rehash")

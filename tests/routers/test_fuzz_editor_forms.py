@@ -22,7 +22,7 @@ from app.db.session import make_engine, make_session_factory
 from app.services import invites
 from tests.fuzz.live import FUZZ, FUZZ_SETTINGS, Watch, start_module_server
 from tests.fuzz.multipart import HOSTILE_NAMES
-from tests.support import EditorAccount, LiveServer, csrf_token_in, initialise, make_settings, submit_tip
+from tests.support import EditorAccount, LiveServer, SettingsFactory, csrf_token_in, initialise, submit_tip
 
 TOKENS = st.sampled_from(["valid", "valid", "valid", "missing", "garbage"])
 _HOSTILE_TEXT = [name.decode("utf-8", errors="replace") for name in HOSTILE_NAMES] + [
@@ -48,7 +48,7 @@ class Desk:
 
 
 @pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+def desk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory) -> Iterator[Desk]:
     root = tmp_path_factory.mktemp("fuzz-editor")
     instance = initialise(make_settings(root / "data", **FUZZ_SETTINGS))
     account = instance.add_editor("fuzz-admin", admin=True)

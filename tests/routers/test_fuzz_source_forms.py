@@ -22,7 +22,7 @@ from app.services import keys, replies, sources
 from app.storage import BlobStore
 from tests.fuzz.live import FUZZ, FUZZ_SETTINGS, Watch, parse_status, raw_exchange, start_module_server
 from tests.fuzz.multipart import HOSTILE_NAMES, MultipartRequest, multipart_requests
-from tests.support import LiveServer, codename_in, csrf_token_in, initialise, make_settings, submit_tip
+from tests.support import LiveServer, SettingsFactory, codename_in, csrf_token_in, initialise, submit_tip
 
 TOKENS = st.sampled_from(["valid", "valid", "valid", "missing", "garbage", "foreign"])
 # h11 refuses control characters in a header value before sending; the raw-socket test sends those.
@@ -30,7 +30,7 @@ _NO_CTL = bytes.maketrans(bytes([*range(32), 127]), b" " * 33)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("fuzz-source")
     yield from start_module_server(initialise(make_settings(root / "data", **FUZZ_SETTINGS)), root)
 

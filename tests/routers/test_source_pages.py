@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 
 from app.web.i18n import LOCALE_NAMES, TRANSLATIONS_DIR
 from app.web.security import CONTENT_SECURITY_POLICY
-from tests.support import LiveServer, ServerFactory, codename_in, initialise, make_settings, submit_tip
+from tests.support import LiveServer, ServerFactory, SettingsFactory, codename_in, initialise, submit_tip
 
 PAGES = ("/", "/submit", "/login", "/tor")
 MAX_PAGE_BYTES = 30 * 1024
@@ -111,7 +111,9 @@ def test_every_post_needs_a_csrf_token(live_server: LiveServer, client: httpx.Cl
         assert "expired" in response.text
 
 
-def test_onion_warning_and_onion_location(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_onion_warning_and_onion_location(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", onion_address=ONION)))
     with httpx.Client() as client:
         clearnet = client.get(f"{server.source_url}/submit")

@@ -13,9 +13,9 @@ import pytest
 from tests.support import (
     LiveServer,
     ServerFactory,
+    SettingsFactory,
     codename_in,
     initialise,
-    make_settings,
     post_multipart,
     row_counts,
     stored_files,
@@ -125,7 +125,9 @@ def test_honeypot_gets_a_decoy_and_nothing_is_stored(live_server: LiveServer, cl
     assert stored_files(live_server.instance.settings) == []
 
 
-def test_hourly_budget_refuses_cleanly(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_hourly_budget_refuses_cleanly(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", max_submissions_per_hour=2)))
     with httpx.Client() as client:
         assert submit_tip(server, client, "one").status_code == 200
@@ -136,7 +138,9 @@ def test_hourly_budget_refuses_cleanly(tmp_path: Path, server_factory: ServerFac
     assert row_counts(server.instance.settings)["submissions"] == 2
 
 
-def test_first_message_minimum_applies_to_new_sources_only(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_first_message_minimum_applies_to_new_sources_only(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", min_first_message_chars=20)))
     with httpx.Client() as client:
         short = submit_tip(server, client, "too short")
@@ -150,7 +154,7 @@ def test_first_message_minimum_applies_to_new_sources_only(tmp_path: Path, serve
 
 @pytest.mark.parametrize("flood", [8])
 def test_login_flood_gets_busy_pages_and_the_form_stays_up(
-    tmp_path: Path, server_factory: ServerFactory, flood: int
+    tmp_path: Path, server_factory: ServerFactory, flood: int, make_settings: SettingsFactory
 ) -> None:
     # Real Argon2id costs for codenames (64 MiB), one KDF slot and no waiting.
     settings = make_settings(
@@ -179,7 +183,9 @@ def test_login_flood_gets_busy_pages_and_the_form_stays_up(
     assert set(statuses) <= {401, 503}
 
 
-def test_new_codename_budget_still_lets_known_sources_in(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_new_codename_budget_still_lets_known_sources_in(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", max_new_codenames_per_hour=1)))
     with httpx.Client() as client:
         codename = codename_in(submit_tip(server, client, "first source").text)
@@ -192,7 +198,9 @@ def test_new_codename_budget_still_lets_known_sources_in(tmp_path: Path, server_
     assert row_counts(server.instance.settings) == {"sources": 1, "submissions": 2, "items": 2}
 
 
-def test_byte_budget_refuses_before_reading(tmp_path: Path, server_factory: ServerFactory) -> None:
+def test_byte_budget_refuses_before_reading(
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
+) -> None:
     server = server_factory(initialise(make_settings(tmp_path / "d", max_bytes_per_hour=100_000)))
     with httpx.Client() as client:
         assert submit_tip(server, client, "small", [("a.bin", b"a" * 40_000)]).status_code == 200

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text, update
 
 from app.db.models import AuditEntry, Item, Note, Reply, Source, SourceTag, Submission, Tag
 from app.db.session import make_engine
-from tests.support import LiveServer, ServerFactory, initialise, make_settings, stored_files
+from tests.support import LiveServer, ServerFactory, SettingsFactory, initialise, stored_files
 from tests.support.desk import (
     audit_entries,
     database,
@@ -148,7 +148,7 @@ def _wait_until_gone(server: LiveServer, source_id: str, timeout: float = 20) ->
 
 
 def test_retention_deletes_inactive_sources_and_warns_ahead(
-    tmp_path: Path, server_factory: ServerFactory, client: httpx.Client
+    tmp_path: Path, server_factory: ServerFactory, client: httpx.Client, make_settings: SettingsFactory
 ) -> None:
     instance = initialise(make_settings(tmp_path / "data", retention_days=30, retention_warning_days=7))
     first = server_factory(instance)

@@ -12,7 +12,7 @@ import pytest
 
 from app.db.session import make_engine, make_session_factory
 from app.services.notifications import BODY, NewTipNotifier, mailer_from
-from tests.support import ServerFactory, initialise, make_settings, submit_tip
+from tests.support import ServerFactory, SettingsFactory, initialise, submit_tip
 
 
 class _SmtpHandler(socketserver.StreamRequestHandler):
@@ -66,7 +66,7 @@ def smtp() -> Iterator[_SmtpServer]:
 
 
 def test_one_identical_notice_per_batch_and_none_without_news(
-    tmp_path: Path, smtp: _SmtpServer, server_factory: ServerFactory
+    tmp_path: Path, smtp: _SmtpServer, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     settings = make_settings(
         tmp_path / "data",
@@ -102,6 +102,6 @@ def test_one_identical_notice_per_batch_and_none_without_news(
     assert first == second
 
 
-def test_notifications_are_off_without_a_host(tmp_path: Path) -> None:
+def test_notifications_are_off_without_a_host(tmp_path: Path, make_settings: SettingsFactory) -> None:
     assert mailer_from(make_settings(tmp_path / "data", notify_recipients=["a@example.org"])) is None
     assert mailer_from(make_settings(tmp_path / "data", notify_smtp_host="127.0.0.1")) is None

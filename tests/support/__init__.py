@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pyotp
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from app.db.migrate import upgrade_database
 from app.db.session import make_engine, make_session_factory
@@ -62,37 +64,46 @@ class Instance:
     settings: Settings
     recovery_secret: str
 
-    def add_editor(self, username: str | None = None, *, admin: bool = False, grant: bool = True) -> EditorAccount:
+    def add_editor(
+        self, username: str | None = None, *, admin: bool = False, grant: bool = True, session: Session | None = None
+    ) -> EditorAccount:
+        """A new editor, through the service; on ``session`` if given (the ``db`` fixture), else on one of its own."""
+        if session is not None:
+            return self._add_editor(session, username, admin=admin, grant=grant)
+        engine = make_engine(self.settings.resolved_database_url)
+        try:
+            with make_session_factory(engine)() as own:
+                return self._add_editor(own, username, admin=admin, grant=grant)
+        finally:
+            engine.dispose()
+
+    def _add_editor(self, session: Session, username: str | None, *, admin: bool, grant: bool) -> EditorAccount:
         username = username or f"editor-{secrets.token_hex(4)}"
         passphrase = f"test passphrase {secrets.token_hex(8)}"
-        with make_session_factory(make_engine(self.settings.resolved_database_url))() as session:
-            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=self.recovery_secret)
-            totp_secret = editors.add_editor(
-                session=session,
-                username=username,
-                passphrase=passphrase,
-                is_admin=admin,
-                kdf=self.settings.editor_kdf,
-                newsroom_keys=newsroom_keys if grant else None,
-            )
+        newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=self.recovery_secret)
+        totp_secret = editors.add_editor(
+            session=session,
+            username=username,
+            passphrase=passphrase,
+            is_admin=admin,
+            kdf=self.settings.editor_kdf,
+            newsroom_keys=newsroom_keys if grant else None,
+        )
         return EditorAccount(username, passphrase, totp_secret)
 
 
-# Set by tests/conftest.py for ``pytest --database=postgresql``: the URL of a
-# data dir's own database. None keeps the default, SQLite inside the data dir.
-_database_for: Callable[[Path], str] | None = None
+def settings_for(data_dir: Path, **overrides: object) -> Settings:
+    """Fast-KDF settings for ``data_dir``, with SQLite inside it unless ``database_url`` is among the overrides.
+
+    Tests take the ``make_settings`` fixture instead, which knows ``pytest --database``.
+    """
+    return Settings(**{"data_dir": data_dir, **FAST_KDF, **overrides})  # type: ignore[arg-type]
 
 
-def use_database(database_for: Callable[[Path], str] | None) -> None:
-    global _database_for
-    _database_for = database_for
+class SettingsFactory(Protocol):
+    """The ``make_settings`` fixture: settings for a data dir, on the session's database choice."""
 
-
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": data_dir, **FAST_KDF, **overrides}
-    if _database_for is not None and "database_url" not in overrides:
-        values["database_url"] = _database_for(data_dir)
-    return Settings(**values)  # type: ignore[arg-type]
+    def __call__(self, data_dir: Path, /, **overrides: object) -> Settings: ...
 
 
 def uses_sqlite(settings: Settings) -> bool:

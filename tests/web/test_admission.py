@@ -18,7 +18,7 @@ from app import crypto
 from app.errors import ServiceBusy
 from app.main import create_source_app
 from app.web.admission import KDF_NICENESS, KdfGate
-from tests.support import ServerFactory, codename_in, initialise, make_settings, submit_tip
+from tests.support import ServerFactory, SettingsFactory, codename_in, initialise, submit_tip
 
 T = TypeVar("T")
 
@@ -227,7 +227,7 @@ def _server_threads(pid: int) -> dict[int, tuple[int, int]]:
 
 @linux_only
 def test_concurrent_logins_on_a_real_server_all_succeed_on_low_priority_threads(
-    tmp_path: Path, server_factory: ServerFactory
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     # The production codename cost, so the derivations dominate the server's CPU time.
     settings = make_settings(
@@ -266,7 +266,9 @@ def test_concurrent_logins_on_a_real_server_all_succeed_on_low_priority_threads(
     assert sum(spent[tid] for tid in niced) > 3 * sum(spent[tid] for tid in after if tid not in niced)
 
 
-def test_an_app_with_four_kdf_slots_runs_four_derivations_at_once(tmp_path: Path) -> None:
+def test_an_app_with_four_kdf_slots_runs_four_derivations_at_once(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     # BUZON_MAX_CONCURRENT_KDF is the only limit: crypto.py has none of its own that would cap it lower.
     settings = make_settings(tmp_path / "d", max_concurrent_kdf=4)
     gate = create_source_app(initialise(settings).settings).state.kdf_gate

@@ -28,7 +28,7 @@ from app.main import STATIC_DIR, create_editor_app, create_source_app
 from app.services import invites
 from app.web.security import CONTENT_SECURITY_POLICY
 from tests.fuzz.live import start_module_server
-from tests.support import EditorAccount, LiveServer, codename_in, initialise, make_settings, submit_tip
+from tests.support import EditorAccount, LiveServer, SettingsFactory, codename_in, initialise, submit_tip
 
 UNDECLARED = "DELETE"
 MADE_UP = {
@@ -60,7 +60,7 @@ def _png() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
+def walk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory) -> Iterator[Walk]:
     root = tmp_path_factory.mktemp("route-walk")
     instance = initialise(make_settings(root / "data"))
     admin = instance.add_editor("walker", admin=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import LiveServer, ServerFactory, initialise, make_settings, multipart_body, row_counts
+from tests.support import LiveServer, ServerFactory, SettingsFactory, initialise, multipart_body, row_counts
 
 KIB = 1024
 # More uploads waiting for strip memory than the 40 worker threads anyio lends by default.
@@ -30,7 +30,7 @@ def _post(server: LiveServer, body: bytes | Iterator[bytes], boundary: str, time
 
 
 def test_uploads_waiting_for_strip_memory_leave_threads_for_the_upload_holding_it(
-    tmp_path: Path, server_factory: ServerFactory
+    tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory
 ) -> None:
     # Strip memory for one file at a time.
     settings = make_settings(tmp_path / "d", max_strip_bytes=64 * KIB, strip_memory_budget_bytes=128 * KIB)
