@@ -9,7 +9,6 @@ gets the page of its kind (``NotFound``) unless the table names it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app import errors
@@ -26,6 +25,7 @@ from app.services.replies import EmptyReply
 from app.services.submissions import SourceGone
 from app.services.triage import InvalidChange
 from app.web.i18n import N_
+from app.web.security import SECURITY_HEADERS
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,10 @@ PAGES: dict[type[Exception], Page] = {
 _STATUS_PAGES = {404: NOT_FOUND, 403: REQUEST_REFUSED}
 _UNEXPECTED = Page(500, SOMETHING_WENT_WRONG.title, SOMETHING_WENT_WRONG.advice)
 
-logger = logging.getLogger("buzon.errors")
+_LAST_RESORT_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Something went wrong</title></head>'
+    "<body><h1>Something went wrong</h1><p>Nothing was saved. Please go back and try again.</p></body></html>"
+)
 
 
 def page_for(error: BaseException) -> Page:
@@ -166,7 +169,19 @@ def install_error_pages(
 
     def render(request: Request, page: Page, status_code: int | None = None) -> Response:
         context = {"title": page.title, "advice": page.advice}
-        return templates.TemplateResponse(request, "error.html", context, status_code=status_code or page.status_code)
+        response: Response
+        try:
+            response = templates.TemplateResponse(
+                request, "error.html", context, status_code=status_code or page.status_code
+            )
+        except Exception:
+            # The error page itself failed (a broken template or catalog): a fixed
+            # page, so the visitor still gets an answer and nothing internal.
+            response = HTMLResponse(_LAST_RESORT_PAGE, status_code=500)
+        # Starlette answers an unhandled exception outside every middleware the
+        # app added, so this page brings its own headers.
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         if before_page is not None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import errno
 
 import pytest
+from fastapi import FastAPI
+from jinja2 import DictLoader
 
 import app.main  # noqa: F401 - loads every module that defines a service error
 from app import errors
+from app.main import create_source_app
 from app.services import deletion, export, invites, replies, submissions, triage
 from app.web.error_pages import NOT_FOUND, PAGES, SESSION_EXPIRED, STORAGE_FULL, page_for
+from app.web.security import SECURITY_HEADERS
+from tests.support import Instance
+from tests.support.inprocess import TestClient
+
+BASE_URL = "http://127.0.0.1:8080"
 
 
 def _all_subclasses(kind: type[Exception]) -> set[type[Exception]]:
@@ -65,3 +73,49 @@ def test_anything_else_is_a_plain_500() -> None:
 
 def test_the_table_names_only_service_errors() -> None:
     assert all(issubclass(kind, errors.ServiceError) for kind in PAGES)
+
+
+# --- when the error page itself cannot be drawn ---------------------------------------
+
+
+def _app_whose_error_page_breaks(instance: Instance) -> FastAPI:
+    app = create_source_app(instance.settings)
+    # A template that fails as it renders, as a bad translation or a missing file would.
+    app.state.templates.env.loader = DictLoader({"error.html": "{{ undefined_thing.attribute }}"})
+    app.state.templates.env.cache = None
+
+    async def crash() -> None:
+        raise RuntimeError("internal detail")
+
+    app.add_api_route("/crash", crash, methods=["GET"])
+    return app
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/crash"])
+def test_a_broken_error_page_still_answers_with_a_plain_500(instance: Instance, path: str) -> None:
+    app = _app_whose_error_page_breaks(instance)
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        response = client.get(path)
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in response.text
+    assert "internal detail" not in response.text
+    assert "Traceback" not in response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+
+
+def test_an_unexpected_error_page_carries_the_security_headers(instance: Instance) -> None:
+    # Starlette answers an unhandled exception outside every middleware the app added.
+    app = create_source_app(instance.settings)
+
+    async def crash() -> None:
+        raise RuntimeError("internal detail")
+
+    app.add_api_route("/crash", crash, methods=["GET"])
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        response = client.get("/crash")
+    assert response.status_code == 500
+    assert "internal detail" not in response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
