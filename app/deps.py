@@ -1,4 +1,9 @@
-"""FastAPI dependencies, as Annotated aliases."""
+"""FastAPI dependencies, as Annotated aliases: the only place that reads ``app.state``.
+
+Routers name what they need (``DbDep``, ``EditorLoginsDep``, ``CurrentEditor``)
+and never reach into the app by hand, so what each app holds is listed once,
+in app/main.py, and read once, here.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,24 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.templating import Jinja2Templates
 
+from app.db.models import Editor
 from app.errors import CrossOriginRequest, FormExpired
+from app.intake.filebody import StripPolicy
+from app.services.editors import Authenticator, UnlockedEditor, unpack_keys
 from app.settings import Settings
 from app.storage import BlobStore
-from app.web.admission import KdfGate
+from app.web.admission import Admission, KdfGate
 from app.web.csrf import CsrfTokens
+from app.web.logins import EditorLogins, Enrolments, SourceLogins
 from app.web.security import is_cross_origin
+from app.web.throttle import LoginThrottle
 
 CSRF_FIELD = "csrf_token"
+EDITOR_COOKIE = "buzon_editor"
+
+
+class LoginRequired(Exception):
+    """No live editor login: the editor app answers with the login page."""
 
 
 def get_settings(request: Request) -> Settings:
@@ -49,6 +64,57 @@ def get_templates(request: Request) -> Jinja2Templates:
     return templates
 
 
+def get_source_logins(request: Request) -> SourceLogins:
+    logins: SourceLogins = request.app.state.source_logins
+    return logins
+
+
+def get_editor_logins(request: Request) -> EditorLogins:
+    logins: EditorLogins = request.app.state.editor_logins
+    return logins
+
+
+def get_enrolments(request: Request) -> Enrolments:
+    enrolments: Enrolments = request.app.state.enrolments
+    return enrolments
+
+
+def get_admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
+
+
+def get_strip_policy(request: Request) -> StripPolicy:
+    policy: StripPolicy = request.app.state.strip_policy
+    return policy
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+def get_login_throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+def require_editor(request: Request, db: DbDep) -> UnlockedEditor:
+    """The one check behind every editor page: a live login whose account still holds it."""
+    logins = get_editor_logins(request)
+    cookie = request.cookies.get(EDITOR_COOKIE)
+    login = logins.get(cookie)
+    if login is None:
+        raise LoginRequired()
+    # Checked against the database on every request, so a revocation or
+    # passphrase change made by any process ends this login at once.
+    account = db.get(Editor, login.principal)
+    if account is None or account.session_epoch != login.payload.session_epoch:
+        logins.end(cookie)
+        raise LoginRequired()
+    return UnlockedEditor(account.id, account.username, account.is_admin, unpack_keys(login.secret))
+
+
 def require_same_origin(request: Request) -> None:
     if is_cross_origin(request.headers):
         raise CrossOriginRequest()
@@ -77,5 +143,13 @@ DbDep = Annotated[Session, Depends(get_db)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 KdfGateDep = Annotated[KdfGate, Depends(get_kdf_gate)]
+SourceLoginsDep = Annotated[SourceLogins, Depends(get_source_logins)]
+EditorLoginsDep = Annotated[EditorLogins, Depends(get_editor_logins)]
+EnrolmentsDep = Annotated[Enrolments, Depends(get_enrolments)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
+StripPolicyDep = Annotated[StripPolicy, Depends(get_strip_policy)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]
 SameOrigin = Depends(require_same_origin)
 CsrfQuery = Depends(require_csrf_query)

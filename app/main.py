@@ -25,7 +25,7 @@ from app.web import i18n
 from app.web.admission import Admission, KdfGate
 from app.web.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.web.error_pages import install_error_pages
-from app.web.logins import SessionStore
+from app.web.logins import EditorLogins, Enrolments, SourceLogins
 from app.web.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
 from app.web.upload import drain_unread_body
 
@@ -116,7 +116,7 @@ def create_source_app(settings: Settings) -> FastAPI:
         onion_address=settings.onion_address,
         off_onion=lambda request: is_off_onion(request.headers, settings.onion_address),
     )
-    app.state.sessions = SessionStore(
+    app.state.source_logins = SourceLogins(
         idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_SESSION_MAX_SECONDS
     )
     app.state.admission = Admission(
@@ -140,7 +140,7 @@ def create_editor_app(settings: Settings) -> FastAPI:
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
     app.state.authenticator = Authenticator(settings.editor_kdf)
-    app.state.sessions = SessionStore(
+    app.state.editor_logins = EditorLogins(
         idle_seconds=settings.editor_session_idle_minutes * 60,
         max_seconds=settings.editor_session_max_hours * 3600,
     )
@@ -149,7 +149,7 @@ def create_editor_app(settings: Settings) -> FastAPI:
         lockout_seconds=settings.editor_login_lockout_minutes * 60,
         attempts_per_minute=settings.editor_logins_per_minute,
     )
-    app.state.enrolments = SessionStore(idle_seconds=ENROLMENT_SECONDS, max_seconds=ENROLMENT_SECONDS)
+    app.state.enrolments = Enrolments(idle_seconds=ENROLMENT_SECONDS, max_seconds=ENROLMENT_SECONDS)
     editor.install(app)
     app.include_router(accounts.router)
     app.include_router(admin.router)

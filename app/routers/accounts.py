@@ -14,21 +14,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from app.deps import CSRF_FIELD, KdfGateDep, SameOrigin, SessionFactoryDep, SettingsDep, TemplatesDep, check_csrf
+from app.deps import (
+    CSRF_FIELD,
+    EnrolmentsDep,
+    KdfGateDep,
+    SameOrigin,
+    SessionFactoryDep,
+    SettingsDep,
+    TemplatesDep,
+    check_csrf,
+)
 from app.passphrases import MIN_CHARS, suggest, weakness
 from app.services import editors, invites
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
-from app.web.logins import SessionStore
+from app.web.logins import Enrolment
 
 ENROL_COOKIE = "buzon_enrol"
 
 router = APIRouter()
-
-
-def _enrolments(request: Request) -> SessionStore:
-    store: SessionStore = request.app.state.enrolments
-    return store
 
 
 def _invite_or_404(factory: SessionFactoryDep, token: str) -> tuple[str, bool]:
@@ -67,6 +71,7 @@ async def choose_passphrase(
     settings: SettingsDep,
     templates: TemplatesDep,
     kdf_gate: KdfGateDep,
+    enrolments: EnrolmentsDep,
 ) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
@@ -79,24 +84,26 @@ async def choose_passphrase(
         return _passphrase_page(request, templates, username, problem)
     prepare = partial(editors.prepare_enrolment, passphrase, settings.editor_kdf)
     pending = await kdf_gate.run(prepare, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
-    labels = (token, pending.public_key.hex(), pending.wrapped_secret_key.hex())
-    cookie = _enrolments(request).create(username, pending.totp_secret.encode("ascii"), labels)
+    enrolment = Enrolment(token, pending.public_key, pending.wrapped_secret_key)
+    cookie = enrolments.create(username, pending.totp_secret.encode("ascii"), enrolment)
     response = _totp_page(request, templates, token, username, pending.totp_secret, error=False)
     response.set_cookie(ENROL_COOKIE, cookie, httponly=True, samesite="strict", path="/invite")
     return response
 
 
 @router.post("/invite/{token}/confirm", response_class=HTMLResponse, dependencies=[SameOrigin])
-async def confirm_totp(request: Request, token: str, factory: SessionFactoryDep, templates: TemplatesDep) -> Response:
+async def confirm_totp(
+    request: Request, token: str, factory: SessionFactoryDep, templates: TemplatesDep, enrolments: EnrolmentsDep
+) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     cookie = request.cookies.get(ENROL_COOKIE)
-    held = _enrolments(request).get(cookie)
-    if held is None or held.labels[0] != token:
+    held = enrolments.get(cookie)
+    if held is None or held.payload.invite_token != token:
         raise invites.InviteInvalid()
     pending = editors.PendingEnrolment(
-        public_key=bytes.fromhex(held.labels[1]),
-        wrapped_secret_key=bytes.fromhex(held.labels[2]),
+        public_key=held.payload.public_key,
+        wrapped_secret_key=held.payload.wrapped_secret_key,
         totp_secret=held.secret.decode("ascii"),
     )
 
@@ -110,7 +117,7 @@ async def confirm_totp(request: Request, token: str, factory: SessionFactoryDep,
         username = await to_thread.run_sync(complete)
     except editors.LoginFailed:
         return _totp_page(request, templates, token, held.principal, pending.totp_secret, error=True)
-    _enrolments(request).end(cookie)
+    enrolments.end(cookie)
     response = templates.TemplateResponse(request, "enrolled.html", {"username": username})
     response.delete_cookie(ENROL_COOKIE, path="/invite", httponly=True, samesite="strict")
     return response

@@ -10,13 +10,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
 from app.db.models import KeyGrant, NewsroomKey
-from app.deps import CSRF_FIELD, DbDep, SameOrigin, SessionFactoryDep, TemplatesDep, check_csrf
+from app.deps import (
+    CSRF_FIELD,
+    CurrentEditor,
+    DbDep,
+    EditorLoginsDep,
+    SameOrigin,
+    SessionFactoryDep,
+    TemplatesDep,
+    check_csrf,
+)
 from app.errors import AdminsOnly
-from app.routers.editor import CurrentEditor
 from app.services import audit, editors, invites, keys
 from app.services.editors import UnlockedEditor
 from app.web.forms import read_small_form
-from app.web.logins import SessionStore
 
 AUDIT_PAGE_SIZE = 200
 
@@ -30,11 +37,6 @@ def require_admin(editor: CurrentEditor) -> UnlockedEditor:
 
 
 Admin = Annotated[UnlockedEditor, Depends(require_admin)]
-
-
-def _sessions(request: Request) -> SessionStore:
-    sessions: SessionStore = request.app.state.sessions
-    return sessions
 
 
 async def _checked_form(request: Request) -> dict[str, str]:
@@ -89,20 +91,20 @@ async def grant(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Re
 
 
 @router.post("/editors/{editor_id}/revoke", dependencies=[SameOrigin])
-async def revoke(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Response:
+async def revoke(request: Request, editor_id: str, admin: Admin, db: DbDep, logins: EditorLoginsDep) -> Response:
     await _checked_form(request)
     if editor_id != admin.editor_id:
         editors.revoke_access(session=db, editor_id=editor_id, actor=admin.username)
-        _sessions(request).end_all_for(editor_id)
+        logins.end_all_for(editor_id)
     return RedirectResponse("/admin/editors", status_code=303)
 
 
 @router.post("/editors/{editor_id}/delete", dependencies=[SameOrigin])
-async def delete(request: Request, editor_id: str, admin: Admin, db: DbDep) -> Response:
+async def delete(request: Request, editor_id: str, admin: Admin, db: DbDep, logins: EditorLoginsDep) -> Response:
     await _checked_form(request)
     if editor_id != admin.editor_id:
         editors.delete_editor(session=db, editor_id=editor_id, actor=admin.username)
-        _sessions(request).end_all_for(editor_id)
+        logins.end_all_for(editor_id)
     return RedirectResponse("/admin/editors", status_code=303)
 
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import SOURCE_STATUSES, Editor, Source
+from app.db.models import SOURCE_STATUSES, Source
 from app.deps import (
     CSRF_FIELD,
+    EDITOR_COOKIE,
+    AuthenticatorDep,
+    CurrentEditor,
     DbDep,
+    EditorLoginsDep,
     KdfGateDep,
+    LoginRequired,
+    LoginThrottleDep,
     SameOrigin,
     SessionFactoryDep,
     SettingsDep,
@@ -25,47 +30,19 @@ from app.deps import (
 )
 from app.errors import NotFound
 from app.services import deletion, desk, keys, replies, retention, search, submissions, triage
-from app.services.editors import Authenticator, LoginFailed, UnlockedEditor, pack_keys, unpack_keys
+from app.services.editors import LoginFailed, UnlockedEditor, pack_keys
 from app.settings import Settings
 from app.web import downloads
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import MAX_FORM_BYTES, read_small_form
-from app.web.logins import SessionStore
-from app.web.throttle import LoginThrottle
+from app.web.logins import EditorLogin
 
-COOKIE_NAME = "buzon_editor"
 PAGE_SIZE = 100
 # A reply of 100,000 characters, url-encoded, fits with room to spare.
 MAX_REPLY_FORM_BYTES = 1024 * 1024
 MAX_NOTE_FORM_BYTES = 256 * 1024
 
 router = APIRouter()
-
-
-class LoginRequired(Exception):
-    pass
-
-
-def _sessions(request: Request) -> SessionStore:
-    sessions: SessionStore = request.app.state.sessions
-    return sessions
-
-
-def require_editor(request: Request, db: DbDep) -> UnlockedEditor:
-    cookie = request.cookies.get(COOKIE_NAME)
-    session = _sessions(request).get(cookie)
-    if session is None:
-        raise LoginRequired()
-    # Checked against the database on every request, so a revocation or
-    # passphrase change made by any process ends this session at once.
-    account = db.get(Editor, session.principal)
-    if account is None or str(account.session_epoch) != session.labels[0]:
-        _sessions(request).end(cookie)
-        raise LoginRequired()
-    return UnlockedEditor(account.id, account.username, account.is_admin, unpack_keys(session.secret))
-
-
-CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -75,12 +52,16 @@ def login_form(request: Request, templates: TemplatesDep) -> Response:
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def login(
-    request: Request, templates: TemplatesDep, factory: SessionFactoryDep, kdf_gate: KdfGateDep
+    request: Request,
+    templates: TemplatesDep,
+    factory: SessionFactoryDep,
+    kdf_gate: KdfGateDep,
+    authenticator: AuthenticatorDep,
+    throttle: LoginThrottleDep,
+    logins: EditorLoginsDep,
 ) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    authenticator: Authenticator = request.app.state.authenticator
-    throttle: LoginThrottle = request.app.state.login_throttle
     username = form.get("username", "")
     if not throttle.admit(username):
         context = {"throttled": True, "username": username}
@@ -103,18 +84,18 @@ async def login(
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     throttle.succeeded(username)
     response = RedirectResponse("/", status_code=303)
-    labels = (str(editor.session_epoch),)
-    cookie = _sessions(request).create(editor.editor_id, pack_keys(editor.newsroom_keys), labels)
-    response.set_cookie(COOKIE_NAME, cookie, httponly=True, samesite="strict", path="/")
+    login = EditorLogin(session_epoch=editor.session_epoch)
+    cookie = logins.create(editor.editor_id, pack_keys(editor.newsroom_keys), login)
+    response.set_cookie(EDITOR_COOKIE, cookie, httponly=True, samesite="strict", path="/")
     return response
 
 
 @router.post("/logout", dependencies=[SameOrigin])
-async def logout(request: Request) -> Response:
+async def logout(request: Request, logins: EditorLoginsDep) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
-    _sessions(request).end(request.cookies.get(COOKIE_NAME))
+    logins.end(request.cookies.get(EDITOR_COOKIE))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(EDITOR_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -177,11 +158,12 @@ def search_page(
     db: DbDep,
     store: StoreDep,
     templates: TemplatesDep,
+    logins: EditorLoginsDep,
     q: str = "",
     page: int = 1,
 ) -> Response:
     page = max(1, page)
-    scratch = _sessions(request).scratch(request.cookies.get(COOKIE_NAME))
+    scratch = logins.scratch(request.cookies.get(EDITOR_COOKIE))
     if scratch is None:
         raise LoginRequired()
     try:

@@ -7,13 +7,22 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from app.deps import CSRF_FIELD, DbDep, KdfGateDep, SameOrigin, SessionFactoryDep, StoreDep, TemplatesDep, check_csrf
+from app.deps import (
+    CSRF_FIELD,
+    CurrentEditor,
+    DbDep,
+    KdfGateDep,
+    LoginThrottleDep,
+    SameOrigin,
+    SessionFactoryDep,
+    StoreDep,
+    TemplatesDep,
+    check_csrf,
+)
 from app.formats.filenames import safe_filename
-from app.routers.editor import CurrentEditor
 from app.services import editors, export
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
-from app.web.throttle import LoginThrottle
 
 router = APIRouter()
 
@@ -38,13 +47,17 @@ def account(request: Request, editor: CurrentEditor, templates: TemplatesDep) ->
 
 @router.post("/account/key-file", dependencies=[SameOrigin])
 async def key_file(
-    request: Request, editor: CurrentEditor, factory: SessionFactoryDep, templates: TemplatesDep, kdf_gate: KdfGateDep
+    request: Request,
+    editor: CurrentEditor,
+    factory: SessionFactoryDep,
+    templates: TemplatesDep,
+    kdf_gate: KdfGateDep,
+    throttle: LoginThrottleDep,
 ) -> Response:
     """The wrapped key, only to someone who knows the passphrase: a stolen session
     cookie alone must not carry the key away for an offline guessing attack."""
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
-    throttle: LoginThrottle = request.app.state.login_throttle
     if not throttle.admit(editor.username):
         return templates.TemplateResponse(request, "account.html", {"editor": editor, "throttled": True}, 429)
 

@@ -15,13 +15,16 @@ from app import crypto
 from app.codenames import generate_codename
 from app.deps import (
     CSRF_FIELD,
+    AdmissionDep,
     CsrfQuery,
     DbDep,
     KdfGateDep,
     SameOrigin,
     SessionFactoryDep,
     SettingsDep,
+    SourceLoginsDep,
     StoreDep,
+    StripPolicyDep,
     TemplatesDep,
     check_csrf,
 )
@@ -30,9 +33,8 @@ from app.intake.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionInge
 from app.services import keys, replies, sources, submissions
 from app.settings import MIB, Settings
 from app.web import i18n
-from app.web.admission import Admission
 from app.web.forms import read_small_form
-from app.web.logins import SessionData, SessionStore
+from app.web.logins import Login
 from app.web.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
@@ -49,33 +51,26 @@ NEW_SOURCE_KDF_WAIT_SECONDS = 120.0
 router = APIRouter()
 
 
-def _sessions(request: Request) -> SessionStore:
-    store: SessionStore = request.app.state.sessions
-    return store
+SourceLogin = Login[None]
 
 
-def _admission(request: Request) -> Admission:
-    admission: Admission = request.app.state.admission
-    return admission
-
-
-def optional_source(request: Request) -> SessionData | None:
-    """The logged-in source, or None; a cookie whose session ended gets the expiry page."""
+def optional_source(request: Request, logins: SourceLoginsDep) -> SourceLogin | None:
+    """The logged-in source, or None; a cookie whose login ended gets the expiry page."""
     cookie = request.cookies.get(COOKIE_NAME)
-    session = _sessions(request).get(cookie)
-    if cookie and session is None:
+    login = logins.get(cookie)
+    if cookie and login is None:
         raise SourceSessionExpired()
-    return session
+    return login
 
 
-def require_source(session: Annotated[SessionData | None, Depends(optional_source)]) -> SessionData:
-    if session is None:
+def require_source(login: Annotated[SourceLogin | None, Depends(optional_source)]) -> SourceLogin:
+    if login is None:
         raise SourceSessionExpired()
-    return session
+    return login
 
 
-MaybeSource = Annotated[SessionData | None, Depends(optional_source)]
-CurrentSource = Annotated[SessionData, Depends(require_source)]
+MaybeSource = Annotated[SourceLogin | None, Depends(optional_source)]
+CurrentSource = Annotated[SourceLogin, Depends(require_source)]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -103,9 +98,10 @@ async def submit(
     factory: SessionFactoryDep,
     store: StoreDep,
     kdf_gate: KdfGateDep,
+    admission: AdmissionDep,
+    strip_policy: StripPolicyDep,
     source: MaybeSource,
 ) -> Response:
-    admission = _admission(request)
     declared = request.headers.get("content-length", "")
     admission.submissions.take()
     admission.bytes.take(int(declared) if declared.isdigit() else 0)
@@ -119,7 +115,7 @@ async def submit(
         store=store,
         limits=limits,
         min_message_chars=settings.min_first_message_chars if source is None else 0,
-        strip=request.app.state.strip_policy,
+        strip=strip_policy,
     )
     if declared.isdigit():
         ingest.check_room(int(declared))
@@ -150,7 +146,9 @@ def login_form(request: Request, templates: TemplatesDep) -> Response:
 
 
 @router.post("/login", dependencies=[SameOrigin])
-async def login(request: Request, settings: SettingsDep, factory: SessionFactoryDep, kdf_gate: KdfGateDep) -> Response:
+async def login(
+    request: Request, settings: SettingsDep, factory: SessionFactoryDep, kdf_gate: KdfGateDep, logins: SourceLoginsDep
+) -> Response:
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     codename = form.get("codename", "")
@@ -168,9 +166,11 @@ async def login(request: Request, settings: SettingsDep, factory: SessionFactory
     found = await kdf_gate.run(attempt, wait_seconds=settings.kdf_wait_seconds)
     if found is None:
         raise CodenameNotRecognised()
-    _sessions(request).end(request.cookies.get(COOKIE_NAME))
+    logins.end(request.cookies.get(COOKIE_NAME))
+    source_id, reply_secret = found
     response = RedirectResponse("/home", status_code=303)
-    response.set_cookie(COOKIE_NAME, _sessions(request).create(*found), httponly=True, samesite="strict", path="/")
+    cookie = logins.create(source_id, reply_secret, None)
+    response.set_cookie(COOKIE_NAME, cookie, httponly=True, samesite="strict", path="/")
     return response
 
 
@@ -202,9 +202,9 @@ async def delete_reply(request: Request, reply_id: str, factory: SessionFactoryD
 
 
 @router.post("/logout", response_class=HTMLResponse, dependencies=[SameOrigin])
-async def logout(request: Request, templates: TemplatesDep) -> Response:
+async def logout(request: Request, templates: TemplatesDep, logins: SourceLoginsDep) -> Response:
     check_csrf(request, (await read_small_form(request)).get(CSRF_FIELD))
-    _sessions(request).end(request.cookies.get(COOKIE_NAME))
+    logins.end(request.cookies.get(COOKIE_NAME))
     response = templates.TemplateResponse(request, "logged_out.html")
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app import crypto
-from app.deps import DbDep, StoreDep, TemplatesDep
+from app.deps import CurrentEditor, DbDep, StoreDep, TemplatesDep
 from app.errors import NotFound
-from app.routers.editor import CurrentEditor
 from app.services import submissions
 from app.storage import BlobStore
 

@@ -15,26 +15,31 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from app import crypto
 
 TOKEN_SIZE = 32
 
+# What a login remembers in the clear beside its sealed secret: an editor's
+# session epoch, an enrolment's pending public keys, nothing for a source.
+Payload = TypeVar("Payload")
+
 
 @dataclass(frozen=True, repr=False)
-class SessionData:
+class Login(Generic[Payload]):
     principal: str
-    labels: tuple[str, ...]
+    payload: Payload
     secret: bytes
 
     def __repr__(self) -> str:
-        return f"SessionData({self.principal!r})"
+        return f"Login({self.principal!r})"
 
 
 @dataclass
-class _Entry:
+class _Entry(Generic[Payload]):
     principal: str
-    labels: tuple[str, ...]
+    payload: Payload
     sealed_secret: bytes
     created: float
     last_seen: float
@@ -43,27 +48,27 @@ class _Entry:
     scratch: dict[str, object] = field(default_factory=dict)
 
 
-class SessionStore:
-    """Sessions with an idle timeout and an absolute lifetime, in seconds."""
+class LoginStore(Generic[Payload]):
+    """Logins with an idle timeout and an absolute lifetime, in seconds."""
 
     def __init__(self, *, idle_seconds: float, max_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._idle = idle_seconds
         self._max = max_seconds
-        self._entries: dict[bytes, _Entry] = {}
+        self._entries: dict[bytes, _Entry[Payload]] = {}
         self._lock = threading.Lock()
 
-    def create(self, principal: str, secret: bytes, labels: tuple[str, ...] = ()) -> str:
-        """Store a session and return the cookie value that unlocks it."""
+    def create(self, principal: str, secret: bytes, payload: Payload) -> str:
+        """Store a login and return the cookie value that unlocks it."""
         token = crypto.random_token(TOKEN_SIZE)
         now = self._clock()
-        entry = _Entry(principal, labels, crypto.seal_for_session(token, secret), now, now)
+        entry = _Entry(principal, payload, crypto.seal_for_session(token, secret), now, now)
         with self._lock:
             self._expire(now)
             self._entries[crypto.session_id(token)] = entry
         return base64.urlsafe_b64encode(token).decode("ascii")
 
-    def get(self, cookie: str | None) -> SessionData | None:
+    def get(self, cookie: str | None) -> Login[Payload] | None:
         token = _decode(cookie)
         if token is None:
             return None
@@ -74,7 +79,7 @@ class SessionStore:
             if entry is None:
                 return None
             entry.last_seen = now
-        return SessionData(entry.principal, entry.labels, crypto.open_for_session(token, entry.sealed_secret))
+        return Login(entry.principal, entry.payload, crypto.open_for_session(token, entry.sealed_secret))
 
     def scratch(self, cookie: str | None) -> dict[str, object] | None:
         """A live session's private scratch dict, or None. Memory only, never persisted."""
@@ -116,3 +121,24 @@ def _decode(cookie: str | None) -> bytes | None:
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return None
     return token if len(token) == TOKEN_SIZE else None
+
+
+@dataclass(frozen=True)
+class EditorLogin:
+    # Compared with the account's on every request: a revocation or passphrase
+    # change bumps the epoch in the database and so ends this login at once.
+    session_epoch: int
+
+
+@dataclass(frozen=True, repr=False)
+class Enrolment:
+    """An invited editor between choosing a passphrase and proving a TOTP code."""
+
+    invite_token: str
+    public_key: bytes
+    wrapped_secret_key: bytes
+
+
+SourceLogins = LoginStore[None]
+EditorLogins = LoginStore[EditorLogin]
+Enrolments = LoginStore[Enrolment]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.web.logins import SessionStore
+from app.web.logins import LoginStore
 
 
 class Clock:
@@ -15,8 +15,8 @@ class Clock:
 
 def test_sessions_expire_after_idle_time_and_activity_extends_them() -> None:
     clock = Clock()
-    store = SessionStore(idle_seconds=120, max_seconds=3600, clock=clock)
-    cookie = store.create("source-1", b"secret key bytes")
+    store = LoginStore[None](idle_seconds=120, max_seconds=3600, clock=clock)
+    cookie = store.create("source-1", b"secret key bytes", None)
     clock.now += 100
     session = store.get(cookie)
     assert session is not None
@@ -30,8 +30,8 @@ def test_sessions_expire_after_idle_time_and_activity_extends_them() -> None:
 
 def test_sessions_end_at_their_absolute_lifetime_however_active() -> None:
     clock = Clock()
-    store = SessionStore(idle_seconds=120, max_seconds=300, clock=clock)
-    cookie = store.create("editor", b"k")
+    store = LoginStore[None](idle_seconds=120, max_seconds=300, clock=clock)
+    cookie = store.create("editor", b"k", None)
     for _ in range(3):
         clock.now += 100
         assert store.get(cookie) is not None
@@ -40,8 +40,8 @@ def test_sessions_end_at_their_absolute_lifetime_however_active() -> None:
 
 
 def test_end_and_end_all_for() -> None:
-    store = SessionStore(idle_seconds=60, max_seconds=60)
-    a1, a2, b = store.create("a", b"1"), store.create("a", b"2"), store.create("b", b"3")
+    store = LoginStore[None](idle_seconds=60, max_seconds=60)
+    a1, a2, b = store.create("a", b"1", None), store.create("a", b"2", None), store.create("b", b"3", None)
     store.end(a1)
     assert store.get(a1) is None
     store.end_all_for("a")
@@ -50,9 +50,9 @@ def test_end_and_end_all_for() -> None:
 
 
 def test_the_store_holds_only_ciphertext_of_the_secret() -> None:
-    store = SessionStore(idle_seconds=60, max_seconds=60)
+    store = LoginStore[None](idle_seconds=60, max_seconds=60)
     secret = b"RAW-REPLY-KEY-MARKER-0123456789"
-    cookie = store.create("p", secret)
+    cookie = store.create("p", secret, None)
     entries = store._entries  # white-box: what a memory image of the store would show
     assert len(entries) == 1
     ((sid, entry),) = entries.items()
@@ -61,16 +61,16 @@ def test_the_store_holds_only_ciphertext_of_the_secret() -> None:
 
 
 def test_malformed_cookies_are_ignored() -> None:
-    store = SessionStore(idle_seconds=60, max_seconds=60)
-    store.create("p", b"s")
+    store = LoginStore[None](idle_seconds=60, max_seconds=60)
+    store.create("p", b"s", None)
     for cookie in (None, "", "x" * 100, "not base64!!", "AAAA", "é"):
         assert store.get(cookie) is None
 
 
 def test_scratch_is_per_session_and_dropped_with_it() -> None:
     clock = Clock()
-    store = SessionStore(idle_seconds=120, max_seconds=3600, clock=clock)
-    a, b = store.create("a", b"1"), store.create("b", b"2")
+    store = LoginStore[None](idle_seconds=120, max_seconds=3600, clock=clock)
+    a, b = store.create("a", b"1", None), store.create("b", b"2", None)
     scratch_a = store.scratch(a)
     assert scratch_a is not None
     scratch_a["cache"] = {"item": "text"}
@@ -82,3 +82,12 @@ def test_scratch_is_per_session_and_dropped_with_it() -> None:
     clock.now += 121
     assert store.scratch(b) is None
     assert len(store) == 0
+
+
+def test_a_login_keeps_its_payload_beside_the_sealed_secret() -> None:
+    store = LoginStore[tuple[str, int]](idle_seconds=60, max_seconds=60)
+    cookie = store.create("editor-1", b"keys", ("epoch", 7))
+    login = store.get(cookie)
+    assert login is not None
+    assert (login.principal, login.payload, login.secret) == ("editor-1", ("epoch", 7), b"keys")
+    assert "keys" not in repr(login)
