@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import BinaryIO
 
 import argon2.low_level
@@ -104,7 +105,26 @@ class KeyPair:
 
 
 KINDS = ("message", "file", "reply")
-SANITISED_VALUES = ("stripped", "none-found", "unsupported", "failed", "too-large", "not-requested", "")
+
+
+class Sanitised(StrEnum):
+    """The envelope's ``sanitised`` member: what happened to a file's hidden metadata.
+
+    The values are the spec's wire strings; this is the only list of them.
+    """
+
+    STRIPPED = "stripped"
+    NONE_FOUND = "none-found"  # a known format with no metadata in it
+    UNSUPPORTED = "unsupported"  # a format the cleaner does not know: bytes as sent
+    FAILED = "failed"  # a known format that did not parse: bytes as sent
+    TOO_LARGE = "too-large"  # beyond what is cleaned in memory: bytes as sent
+    NOT_REQUESTED = "not-requested"  # the source asked for the file as it was
+    NOT_A_FILE = ""  # messages and replies
+
+    @property
+    def may_hide_data(self) -> bool:
+        """True when the file was kept as sent although the source asked for it to be cleaned."""
+        return self in (Sanitised.UNSUPPORTED, Sanitised.FAILED, Sanitised.TOO_LARGE)
 
 
 @dataclass(frozen=True)
@@ -368,7 +388,7 @@ def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
         return False
     return (
         metadata.kind in KINDS
-        and metadata.sanitised in SANITISED_VALUES
+        and metadata.sanitised in set(Sanitised)
         and len(metadata.name.encode("utf-8")) <= MAX_NAME_BYTES
         and not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in metadata.name)
         and len(metadata.type) <= MAX_TYPE_CHARS

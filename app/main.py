@@ -155,7 +155,8 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(verify.router)
     app.include_router(export.router)
-    install_notifications(app)
-    install_retention(app)
-    install_store_sweep(app)
+    factory, store = app.state.session_factory, app.state.store
+    install_notifications(app, settings, factory)
+    install_retention(app, settings, factory, store)
+    install_store_sweep(app, factory, store)
     return app

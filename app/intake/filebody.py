@@ -62,7 +62,7 @@ class FinishedFile:
     blob: PendingBlob
     size: int
     sha256: str
-    sanitised: str
+    sanitised: crypto.Sanitised
 
 
 class _Held:
@@ -106,7 +106,7 @@ class FileBody:
         self._blob: PendingBlob | None = None
         self._blob_name = ""
         self._data_key = crypto.new_data_key()
-        self._sanitised = "not-requested"
+        self._sanitised = crypto.Sanitised.NOT_REQUESTED
         if strip is not None:
             strip.budget.reserve(strip.reservation)
             self._held = _Held(strip.max_bytes)
@@ -136,7 +136,7 @@ class FileBody:
             self._held.write_to(writer)
             writer.write(data)
             self._release()
-            self._sanitised = "too-large"
+            self._sanitised = crypto.Sanitised.TOO_LARGE
 
     def finish(self) -> FinishedFile:
         if self._held is not None:
@@ -157,17 +157,11 @@ class FileBody:
             self._blob.discard()
 
 
-def _stripped(data: bytes) -> tuple[bytes, str]:
-    """``data`` without its hidden metadata if possible, and the envelope's word for what was done."""
+def _stripped(data: bytes) -> tuple[bytes, crypto.Sanitised]:
+    """``data`` without its hidden metadata if possible, and what was done."""
     # Imported on first use: Pillow and pikepdf take some 8 MB that a server
     # need not hold until a source first asks for a file to be cleaned.
-    from app.media.strip import StripStatus, strip_metadata
+    from app.media.strip import strip_metadata
 
-    result = strip_metadata(data, filename="", content_type="")
-    sanitised = {
-        StripStatus.STRIPPED: "stripped",
-        StripStatus.NOTHING_TO_STRIP: "none-found",
-        StripStatus.UNSUPPORTED: "unsupported",
-        StripStatus.FAILED: "failed",
-    }
-    return result.data, sanitised[result.status]
+    result = strip_metadata(data)
+    return result.data, result.status

@@ -140,7 +140,7 @@ class SubmissionIngest:
         self.items: list[SealedItem] = []
         self.fields: dict[str, str] = {}
         # (file name, what happened to its hidden metadata), for the receipt page.
-        self.sanitised: list[tuple[str, str]] = []
+        self.sanitised: list[tuple[str, crypto.Sanitised]] = []
         self._message: bytes | None = None
         self._pending: list[PendingBlob] = []
         self._bodies: list[FileBody] = []

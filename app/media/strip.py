@@ -23,13 +23,13 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from io import BytesIO
 
 import pikepdf
 from pikepdf import Name
 from PIL import Image
 
+from app.crypto import Sanitised
 from app.media import filetypes
 
 MAX_STRIP_BYTES = 64 * 1024 * 1024
@@ -45,17 +45,10 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _HAVE_HEIF = importlib.util.find_spec("pillow_heif") is not None
 
 
-class StripStatus(StrEnum):
-    STRIPPED = "stripped"
-    NOTHING_TO_STRIP = "nothing_to_strip"  # a known format with no metadata in it
-    UNSUPPORTED = "unsupported"  # a format this module cannot clean: data unchanged
-    FAILED = "failed"  # a supported format that did not parse: data unchanged
-
-
 @dataclass(frozen=True)
 class StripResult:
     data: bytes
-    status: StripStatus
+    status: Sanitised
     kind: str
 
 
@@ -81,29 +74,29 @@ _PARSE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def strip_metadata(data: bytes, *, filename: str, content_type: str) -> StripResult:
+def strip_metadata(data: bytes) -> StripResult:
     """Return ``data`` without identifying metadata, and what was done to it.
 
     Never raises for bad input: a file that cannot be cleaned comes back unchanged, with
-    status UNSUPPORTED (format unknown to this module) or FAILED (format known, file broken).
+    status UNSUPPORTED (format unknown to this module), FAILED (format known, file broken)
+    or TOO_LARGE. Only the bytes choose the parser: a name or declared type comes from
+    the sender and proves nothing.
     """
-    # A sender-controlled label must never choose the parser; they are accepted for the record.
-    del filename, content_type
     kind = filetypes.detect(data)
     if len(data) > MAX_STRIP_BYTES:
-        return StripResult(data, StripStatus.UNSUPPORTED, kind)
+        return StripResult(data, Sanitised.TOO_LARGE, kind)
     if kind == "unknown" and _is_text(data):
-        return StripResult(data, StripStatus.NOTHING_TO_STRIP, "text")
+        return StripResult(data, Sanitised.NONE_FOUND, "text")
     try:
         if kind == "zip":
             kind = filetypes.detect_zip(data)
         cleaner = _CLEANERS.get(kind)
         if cleaner is None or (kind == "heic" and not _HAVE_HEIF):
-            return StripResult(data, StripStatus.UNSUPPORTED, kind)
+            return StripResult(data, Sanitised.UNSUPPORTED, kind)
         cleaned = cleaner(data)
     except _PARSE_ERRORS:
-        return StripResult(data, StripStatus.FAILED, kind)
-    status = StripStatus.STRIPPED if cleaned != data else StripStatus.NOTHING_TO_STRIP
+        return StripResult(data, Sanitised.FAILED, kind)
+    status = Sanitised.STRIPPED if cleaned != data else Sanitised.NONE_FOUND
     return StripResult(cleaned, status, kind)
 
 

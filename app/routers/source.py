@@ -39,8 +39,6 @@ from app.web.upload import receive_submission
 
 COOKIE_NAME = "buzon_source"
 _ROW_ID = re.compile("[0-9a-f]{32}")
-# Outcomes the source should hear about: hidden data may still be in these files.
-UNSTRIPPED = ("unsupported", "failed", "too-large")
 # A new source's codename is derived after their upload has arrived; rather
 # than lose the upload to a busy page, wait longer for a KDF slot. It keeps
 # normal priority: busy cores (uploads, say) could starve a low-priority one
@@ -135,7 +133,7 @@ async def submit(
     except BaseException:
         ingest.abort()
         raise
-    unstripped = [name for name, outcome in ingest.sanitised if outcome in UNSTRIPPED]
+    unstripped = [name for name, outcome in ingest.sanitised if outcome.may_hide_data]
     context = {"codename": codename, "unstripped": unstripped}
     return templates.TemplateResponse(request, "submitted.html", context)
 

@@ -17,7 +17,7 @@ from app.services.retention import apply_retention
 from app.settings import Settings
 from app.storage import BlobStore
 
-logger = logging.getLogger("buzon.background")
+logger = logging.getLogger("buzon.jobs")
 
 Job = Callable[[], object]
 
@@ -64,20 +64,19 @@ def _run_once(factory: sessionmaker[Session], store: BlobStore, retention_days: 
         apply_retention(session=session, store=store, retention_days=retention_days)
 
 
-def install_retention(app: FastAPI) -> None:
+def install_retention(app: FastAPI, settings: Settings, factory: sessionmaker[Session], store: BlobStore) -> None:
     """Run retention at start-up and then hourly, if ``retention_days`` is set."""
-    settings: Settings = app.state.settings
     retention_days = settings.retention_days
     if retention_days is None:
         return
 
     def job() -> None:
-        _run_once(app.state.session_factory, app.state.store, retention_days)
+        _run_once(factory, store, retention_days)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="retention run")
 
 
-def install_store_sweep(app: FastAPI) -> None:
+def install_store_sweep(app: FastAPI, factory: sessionmaker[Session], store: BlobStore) -> None:
     """Hourly, remove bodies that a crashed process (perhaps another one) left unrecorded.
 
     ``buzon serve`` sweeps once before it starts serving; this catches crashes
@@ -85,20 +84,19 @@ def install_store_sweep(app: FastAPI) -> None:
     """
 
     def job() -> None:
-        sweep_store(app.state.session_factory, app.state.store)
+        sweep_store(factory, store)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=False, name="store sweep")
 
 
-def install_notifications(app: FastAPI) -> None:
+def install_notifications(app: FastAPI, settings: Settings, factory: sessionmaker[Session]) -> None:
     """Run the hourly (or slower) check with the editor app, if SMTP is configured."""
-    settings: Settings = app.state.settings
     mailer = mailer_from(settings)
     if mailer is None:
         return
 
     def prepare() -> Callable[[], bool]:
-        return NewTipNotifier(app.state.session_factory, mailer).check
+        return NewTipNotifier(factory, mailer).check
 
     every = settings.notify_every_hours * 3600
     run_periodically(app, prepare, every_seconds=every, run_at_start=False, name="new-activity notice")

@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 
+from app.crypto import Sanitised
 from app.media import strip as sanitize
-from app.media.strip import MAX_STRIP_BYTES, StripResult, StripStatus, strip_metadata
+from app.media.strip import MAX_STRIP_BYTES, StripResult, strip_metadata
 from tests.support.diskwatch import recorded_writes, refuse_temporary_files
 
 MARKER = b"MARKER-"
@@ -34,7 +35,7 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def strip(data: bytes) -> StripResult:
     # A misleading name and type: only magic bytes may decide the format.
-    return strip_metadata(data, filename="notas.txt", content_type="text/plain")
+    return strip_metadata(data)
 
 
 # -- fixture generators ------------------------------------------------------------------------------
@@ -342,7 +343,7 @@ def test_jpeg_loses_exif_gps_xmp_iptc_icc_comment_and_trailer(progressive: bool)
 
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "jpeg")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "jpeg")
     assert_no_markers(result.data)
     assert camera_exif().tobytes() not in result.data
     assert_clean_image(result.data, "JPEG")
@@ -356,7 +357,7 @@ def test_jpeg_without_orientation_gets_no_exif_at_all() -> None:
     out = io.BytesIO()
     picture().save(out, "JPEG", exif=camera_exif(orientation=1))
     result = strip(out.getvalue())
-    assert result.status is StripStatus.STRIPPED
+    assert result.status is Sanitised.STRIPPED
     assert b"Exif" not in result.data
     assert_clean_image(result.data, "JPEG", orientation=None)
 
@@ -365,7 +366,7 @@ def test_cmyk_jpeg_keeps_the_adobe_segment_its_colours_need() -> None:
     out = io.BytesIO()
     picture().convert("CMYK").save(out, "JPEG", exif=camera_exif(), comment=b"MARKER-COMMENT")
     result = strip(out.getvalue())
-    assert result.status is StripStatus.STRIPPED
+    assert result.status is Sanitised.STRIPPED
     assert_no_markers(result.data)
     assert b"Adobe" in result.data
     assert pixels(result.data) == pixels(out.getvalue())
@@ -375,14 +376,14 @@ def test_decompression_bombs_fail_without_raising() -> None:
     original = make_jpeg()
     sof = original.index(b"\xff\xc0")
     bomb = original[: sof + 5] + struct.pack(">HH", 60000, 60000) + original[sof + 9 :]
-    assert strip(bomb) == StripResult(bomb, StripStatus.FAILED, "jpeg")
+    assert strip(bomb) == StripResult(bomb, Sanitised.FAILED, "jpeg")
 
 
 def test_jpeg_cut_short_inside_its_image_data_is_still_cleaned() -> None:
     original = make_jpeg()
     cut = original[: original.index(b"\xff\xda") + 400]
     result = strip(cut)
-    assert result.status is StripStatus.STRIPPED
+    assert result.status is Sanitised.STRIPPED
     assert_no_markers(result.data)
     assert result.data.endswith(b"\xff\xd9")
 
@@ -395,7 +396,7 @@ def test_png_loses_text_exif_time_icc_and_private_chunks() -> None:
 
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "png")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "png")
     assert_no_markers(result.data)
     assert set(png_chunk_types(result.data)) == {b"IHDR", b"eXIf", b"IDAT", b"IEND"}
     assert_clean_image(result.data, "PNG")
@@ -409,7 +410,7 @@ def test_webp_loses_exif_xmp_and_icc() -> None:
     original = make_webp()
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "webp")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "webp")
     assert_no_markers(result.data)
     assert_clean_image(result.data, "WEBP")
     assert int.from_bytes(result.data[4:8], "little") == len(result.data) - 8
@@ -419,7 +420,7 @@ def test_webp_loses_exif_xmp_and_icc() -> None:
 
 def test_animated_webp_keeps_its_frames() -> None:
     result = strip(make_animated_webp())
-    assert result.status is StripStatus.STRIPPED
+    assert result.status is Sanitised.STRIPPED
     assert_no_markers(result.data)
     with Image.open(io.BytesIO(result.data)) as image:
         assert getattr(image, "n_frames", 1) == 2
@@ -429,7 +430,7 @@ def test_animated_webp_keeps_its_frames() -> None:
 def test_stripping_twice_changes_nothing(name: str) -> None:
     once = strip(SAMPLES[name]())
     twice = strip(once.data)
-    assert (twice.status, twice.data) == (StripStatus.NOTHING_TO_STRIP, once.data)
+    assert (twice.status, twice.data) == (Sanitised.NONE_FOUND, once.data)
 
 
 def test_heic_items_are_blanked_in_place() -> None:
@@ -441,7 +442,7 @@ def test_heic_items_are_blanked_in_place() -> None:
 
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "heic")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "heic")
     assert_no_markers(result.data)
     assert len(result.data) == len(original)
     image = pillow_heif.open_heif(io.BytesIO(result.data))
@@ -455,7 +456,7 @@ def test_heic_items_are_blanked_in_place() -> None:
 def test_heic_without_pillow_heif_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sanitize, "_HAVE_HEIF", False)
     data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
-    assert strip(data) == StripResult(data, StripStatus.UNSUPPORTED, "heic")
+    assert strip(data) == StripResult(data, Sanitised.UNSUPPORTED, "heic")
 
 
 # -- documents -------------------------------------------------------------------------------------------
@@ -467,7 +468,7 @@ def test_pdf_loses_docinfo_xmp_private_data_comment_authors_and_photo_exif() -> 
 
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "pdf")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "pdf")
     assert_no_markers(result.data)
     with pikepdf.open(io.BytesIO(result.data)) as pdf:
         assert pikepdf.Name.Info not in pdf.trailer
@@ -493,7 +494,7 @@ def test_docx_loses_properties_and_photo_exif_but_keeps_the_document() -> None:
     original = make_docx()
     result = strip(original)
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "docx")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "docx")
     assert_clean_zip(result.data)
     assert [name for name, _ in zip_pairs(result.data)] == [name for name, _ in zip_pairs(original)]
     contents = dict(zip_pairs(result.data))
@@ -506,7 +507,7 @@ def test_docx_loses_properties_and_photo_exif_but_keeps_the_document() -> None:
 def test_odt_loses_meta_and_keeps_mimetype_first_and_stored() -> None:
     result = strip(make_odt())
 
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, "odt")
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, "odt")
     assert_clean_zip(result.data)
     entries = zip_entries(result.data)
     first, mimetype = entries[0]
@@ -522,14 +523,14 @@ def test_odt_loses_meta_and_keeps_mimetype_first_and_stored() -> None:
 def test_other_office_packages_are_recognised(part: str, kind: str) -> None:
     package = make_zip([("[Content_Types].xml", DOCX_CONTENT_TYPES), (part, b"<x/>"), ("docProps/app.xml", DOCX_APP)])
     result = strip(package)
-    assert (result.status, result.kind) == (StripStatus.STRIPPED, kind)
+    assert (result.status, result.kind) == (Sanitised.STRIPPED, kind)
     assert_clean_zip(result.data)
 
 
 @pytest.mark.parametrize("name", ["docx", "odt"])
 def test_rewritten_zips_are_deterministic(name: str) -> None:
     once = strip(SAMPLES[name]())
-    assert strip(once.data) == StripResult(once.data, StripStatus.NOTHING_TO_STRIP, name)
+    assert strip(once.data) == StripResult(once.data, Sanitised.NONE_FOUND, name)
 
 
 # -- everything else -----------------------------------------------------------------------------------
@@ -537,7 +538,7 @@ def test_rewritten_zips_are_deterministic(name: str) -> None:
 
 def test_plain_text_is_left_alone() -> None:
     data = "Hola: el camión sale a las 3, calle Juárez.\n".encode()
-    assert strip(data) == StripResult(data, StripStatus.NOTHING_TO_STRIP, "text")
+    assert strip(data) == StripResult(data, Sanitised.NONE_FOUND, "text")
 
 
 @pytest.mark.parametrize(
@@ -549,18 +550,18 @@ def test_plain_text_is_left_alone() -> None:
     ],
 )
 def test_unknown_formats_are_unsupported_and_unchanged(data: bytes, kind: str) -> None:
-    assert strip(data) == StripResult(data, StripStatus.UNSUPPORTED, kind)
+    assert strip(data) == StripResult(data, Sanitised.UNSUPPORTED, kind)
 
 
 def test_plain_zip_is_unsupported() -> None:
     data = make_zip([("photo.jpg", make_jpeg())])
-    assert strip(data) == StripResult(data, StripStatus.UNSUPPORTED, "zip")
+    assert strip(data) == StripResult(data, Sanitised.UNSUPPORTED, "zip")
 
 
-def test_oversized_input_is_unsupported_and_unchanged() -> None:
+def test_oversized_input_is_too_large_and_unchanged() -> None:
     data = make_jpeg() + bytes(MAX_STRIP_BYTES)
     result = strip(data)
-    assert (result.status, result.kind) == (StripStatus.UNSUPPORTED, "jpeg")
+    assert (result.status, result.kind) == (Sanitised.TOO_LARGE, "jpeg")
     assert result.data is data
 
 
@@ -577,13 +578,13 @@ def test_oversized_input_is_unsupported_and_unchanged() -> None:
     ],
 )
 def test_broken_files_fail_unchanged(data: bytes, kind: str) -> None:
-    assert strip(data) == StripResult(data, StripStatus.FAILED, kind)
+    assert strip(data) == StripResult(data, Sanitised.FAILED, kind)
 
 
 def test_zip_bombs_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sanitize, "MAX_UNZIPPED_BYTES", 64 * 1024)
     data = make_zip([*zip_pairs(make_docx()), ("word/padding.bin", bytes(128 * 1024))])
-    assert strip(data) == StripResult(data, StripStatus.FAILED, "docx")
+    assert strip(data) == StripResult(data, Sanitised.FAILED, "docx")
 
 
 @settings(max_examples=150, deadline=None)
@@ -600,7 +601,7 @@ def test_damaged_files_never_raise(name: str, edits: list[tuple[int, int]], cut:
 
     result = strip(damaged)
 
-    if result.status in (StripStatus.UNSUPPORTED, StripStatus.FAILED):
+    if result.status in (Sanitised.UNSUPPORTED, Sanitised.FAILED):
         assert result.data is damaged
 
 
@@ -621,7 +622,7 @@ def test_nothing_touches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     assert writes == []
     assert list(spool.iterdir()) == []
-    assert [r.status for r in results].count(StripStatus.STRIPPED) == len(SAMPLES) + 2
+    assert [r.status for r in results].count(Sanitised.STRIPPED) == len(SAMPLES) + 2
 
 
 @pytest.mark.parametrize("kind", ["jpeg", "png"])
@@ -670,7 +671,7 @@ png = (
     + chunk(b"IEND", b"")
 )
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-result = strip_metadata(png, filename="x.png", content_type="image/png")
+result = strip_metadata(png)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(len(png), result.status, b"someone" in result.data, (after - before) // 1024)
 """
