@@ -13,10 +13,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from app.cli.support import fail, load_settings
 from app.db.session import make_engine
-from app.formats.backup_archive import ArchiveError, Manifest
+from app.formats.backup_archive import ArchiveError, BackupManifest
 
 if TYPE_CHECKING:
-    from app.ops import backup
+    from app.ops.archives import ByteProgress
 
 # backup and restore (and alembic under them) load when their command runs, so
 # that `buzon serve` does not carry them for its whole life.
@@ -80,7 +80,7 @@ def restore_command(
 
 
 @contextmanager
-def _bar(label: str, quiet: bool) -> Iterator[backup.Progress | None]:
+def _bar(label: str, quiet: bool) -> Iterator[ByteProgress | None]:
     if quiet:
         yield None
         return
@@ -94,7 +94,7 @@ def _bar(label: str, quiet: bool) -> Iterator[backup.Progress | None]:
         yield update
 
 
-def _counts(manifest: Manifest) -> str:
+def _counts(manifest: BackupManifest) -> str:
     rows = {t.name: t.rows for t in manifest.tables}
     return (
         f"{rows.get('sources', 0)} source(s), {rows.get('items', 0)} item(s), {rows.get('replies', 0)} reply(ies), "

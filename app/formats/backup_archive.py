@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 FORMAT_NAME = "buzon-backup"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+BACKUP_VERSION = 1
+BACKUP_MANIFEST = "manifest.json"
 PEPPER_NAME = "pepper"
 STORE_PREFIX = "store/"
 DATABASE_PREFIX = "database/"
@@ -53,7 +53,7 @@ class TableDump:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class BackupManifest:
     revision: str
     buzon_version: str
     created_on: str
@@ -77,10 +77,10 @@ def blob_member(name: str) -> str:
     return f"{STORE_PREFIX}{name[:2]}/{name}"
 
 
-def manifest_json(manifest: Manifest) -> bytes:
+def backup_manifest_json(manifest: BackupManifest) -> bytes:
     document = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": BACKUP_VERSION,
         "buzon_version": manifest.buzon_version,
         "revision": manifest.revision,
         "created_on": manifest.created_on,
@@ -114,7 +114,7 @@ _FIELDS = {
 }
 
 
-def parse_manifest(raw: bytes) -> Manifest:
+def parse_backup_manifest(raw: bytes) -> BackupManifest:
     """The manifest, checked field by field; ArchiveError for anything else."""
     try:
         document = json.loads(raw)
@@ -123,13 +123,13 @@ def parse_manifest(raw: bytes) -> Manifest:
     fields = _object(document, "the manifest")
     if fields.get("format") != FORMAT_NAME:
         raise ArchiveError("This is not a Buzón backup.")
-    if fields.get("version") != FORMAT_VERSION:
+    if fields.get("version") != BACKUP_VERSION:
         raise ArchiveError(
-            f"This backup has format version {fields.get('version')!r}; this Buzón reads {FORMAT_VERSION}."
+            f"This backup has format version {fields.get('version')!r}; this Buzón reads {BACKUP_VERSION}."
         )
     if set(fields) != _FIELDS:
         raise ArchiveError("The manifest has missing or unknown fields.")
-    return Manifest(
+    return BackupManifest(
         revision=_text(fields["revision"], "revision", _REVISION),
         buzon_version=_text(fields["buzon_version"], "buzon_version"),
         created_on=_text(fields["created_on"], "created_on"),

@@ -19,8 +19,8 @@ from app import crypto
 
 BUNDLE_FORMAT = "buzon-bundle"
 KEY_FILE_FORMAT = "buzon-editor-key"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+BUNDLE_VERSION = 1
+BUNDLE_MANIFEST = "manifest.json"
 MAX_KEY_FILE_BYTES = 4096
 
 
@@ -48,7 +48,7 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class BundleManifest:
     designation: str
     editor_public_key: bytes
     keys: tuple[ManifestKey, ...]
@@ -90,7 +90,7 @@ def tar_trailer(offset: int) -> bytes:
 def key_file_json(key_file: EditorKeyFile) -> bytes:
     document = {
         "format": KEY_FILE_FORMAT,
-        "version": FORMAT_VERSION,
+        "version": BUNDLE_VERSION,
         "username": key_file.username,
         "public_key": _b64encode(key_file.public_key),
         "wrapped_secret_key": _b64encode(key_file.wrapped_secret_key),
@@ -98,10 +98,10 @@ def key_file_json(key_file: EditorKeyFile) -> bytes:
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def manifest_json(manifest: Manifest) -> bytes:
+def bundle_manifest_json(manifest: BundleManifest) -> bytes:
     document = {
         "format": BUNDLE_FORMAT,
-        "version": FORMAT_VERSION,
+        "version": BUNDLE_VERSION,
         "designation": manifest.designation,
         "editor_public_key": _b64encode(manifest.editor_public_key),
         "keys": [
@@ -129,7 +129,7 @@ def manifest_json(manifest: Manifest) -> bytes:
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def parse_manifest(raw: bytes) -> Manifest:
+def parse_bundle_manifest(raw: bytes) -> BundleManifest:
     """Parse and check a manifest; anything outside docs/export.md raises BundleError."""
     document = _fields(_json(raw, "manifest"), _MANIFEST_FIELDS, "manifest", BUNDLE_FORMAT)
     designation = document["designation"]
@@ -139,7 +139,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     if len({k.key_id for k in keys}) != len(keys):
         raise _malformed("manifest")
     entries = tuple(_parse_entry(i, e) for i, e in enumerate(_list(document["entries"], "manifest")))
-    return Manifest(designation, _b64(document["editor_public_key"], crypto.KEY_SIZE, "manifest"), keys, entries)
+    return BundleManifest(designation, _b64(document["editor_public_key"], crypto.KEY_SIZE, "manifest"), keys, entries)
 
 
 _MANIFEST_FIELDS = frozenset({"format", "version", "designation", "editor_public_key", "keys", "entries"})
@@ -218,7 +218,7 @@ def _fields(value: object, names: frozenset[str], what: str, format_name: str | 
     if format_name is not None and value.get("format") != format_name:
         raise BundleError(f"This is not a Buzón {what}.")
     version = value.get("version")
-    if format_name is not None and (type(version) is not int or version != FORMAT_VERSION):
+    if format_name is not None and (type(version) is not int or version != BUNDLE_VERSION):
         raise BundleError(f"This {what} has a version this program does not know.")
     if value.keys() != names:
         raise _malformed(what)

@@ -16,7 +16,7 @@ import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,22 +28,22 @@ from sqlalchemy import Table as SqlTable
 
 from app.formats.backup_archive import (
     ALEMBIC_TABLE,
+    BACKUP_MANIFEST,
     BLOB_COLUMN,
-    MANIFEST_NAME,
     PEPPER_NAME,
+    BackupManifest,
     FileDigest,
-    Manifest,
     TableDump,
+    backup_manifest_json,
     blob_member,
-    manifest_json,
     table_member,
 )
+from app.ops.archives import ByteProgress, Meter
 from app.storage import BlobStore
 
 _COPY_SIZE = 1024 * 1024
 
 # (bytes written so far, bytes expected in all)
-Progress = Callable[[int, int], None]
 
 
 class BackupError(Exception):
@@ -52,7 +52,7 @@ class BackupError(Exception):
 
 @dataclass
 class BackupReport:
-    manifest: Manifest
+    manifest: BackupManifest
     archive_bytes: int
     rows: dict[str, int] = field(default_factory=dict)
 
@@ -65,7 +65,7 @@ def buzon_version() -> str:
 
 
 def write_backup(
-    *, engine: Engine, store_root: Path, pepper_path: Path, out: Path, progress: Progress | None = None
+    *, engine: Engine, store_root: Path, pepper_path: Path, out: Path, progress: ByteProgress | None = None
 ) -> BackupReport:
     """Write an archive of the instance to ``out``, which must not exist yet.
 
@@ -101,8 +101,8 @@ def _read_pepper(path: Path) -> bytes:
 
 
 def _write_archive(
-    engine: Engine, store: BlobStore, pepper: bytes, sink: BinaryIO, work_dir: Path, progress: Progress | None
-) -> Manifest:
+    engine: Engine, store: BlobStore, pepper: bytes, sink: BinaryIO, work_dir: Path, progress: ByteProgress | None
+) -> BackupManifest:
     with _Dumps(work_dir) as dumps:
         with snapshot(engine) as connection:
             revision = MigrationContext.configure(connection).get_current_revision()
@@ -111,7 +111,7 @@ def _write_archive(
             for table in dump_order(connection):
                 dumps.dump(connection, table)
         # The snapshot is over: bodies are copied without holding up writers.
-        meter = _Meter(progress, len(pepper) + dumps.size + _stored_bytes(store, dumps.blob_names))
+        meter = Meter(progress, len(pepper) + dumps.size + _stored_bytes(store, dumps.blob_names))
         with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
             pepper_digest = _add(tar, PEPPER_NAME, io.BytesIO(pepper), len(pepper), meter)
             blobs, vanished = _add_blobs(tar, store, sorted(dumps.blob_names), meter)
@@ -122,7 +122,7 @@ def _write_archive(
             for dump in final:
                 digest = _add(tar, table_member(dump.table.name), dump.file, dump.table.digest.size, meter)
                 tables.append(TableDump(dump.table.name, dump.table.columns, dump.table.rows, digest))
-            manifest = Manifest(
+            manifest = BackupManifest(
                 revision=revision,
                 buzon_version=buzon_version(),
                 created_on=dt.datetime.now(dt.UTC).date().isoformat(),
@@ -132,8 +132,8 @@ def _write_archive(
                 blobs=blobs,
                 skipped_blobs=len(vanished),
             )
-            raw = manifest_json(manifest)
-            _add(tar, MANIFEST_NAME, io.BytesIO(raw), len(raw), None)
+            raw = backup_manifest_json(manifest)
+            _add(tar, BACKUP_MANIFEST, io.BytesIO(raw), len(raw), None)
     return manifest
 
 
@@ -272,22 +272,10 @@ def _stored_bytes(store: BlobStore, names: set[str]) -> int:
     return total
 
 
-class _Meter:
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self._progress = progress
-        self.total = total
-        self.done = 0
-
-    def advance(self, amount: int) -> None:
-        self.done += amount
-        if self._progress is not None:
-            self._progress(self.done, max(self.total, self.done))
-
-
 class _HashingReader:
     """Feeds tarfile while hashing and counting what passes through."""
 
-    def __init__(self, raw: IO[bytes], meter: _Meter | None) -> None:
+    def __init__(self, raw: IO[bytes], meter: Meter | None) -> None:
         self._raw = raw
         self._meter = meter
         self.hasher = hashlib.sha256()
@@ -302,7 +290,7 @@ class _HashingReader:
         return data
 
 
-def _add(tar: tarfile.TarFile, name: str, raw: IO[bytes], size: int, meter: _Meter | None) -> FileDigest:
+def _add(tar: tarfile.TarFile, name: str, raw: IO[bytes], size: int, meter: Meter | None) -> FileDigest:
     info = tarfile.TarInfo(name)
     # No owner and no times: a body's mtime would date its tip to the second.
     info.size, info.mode, info.mtime = size, 0o600, 0
@@ -312,7 +300,7 @@ def _add(tar: tarfile.TarFile, name: str, raw: IO[bytes], size: int, meter: _Met
 
 
 def _add_blobs(
-    tar: tarfile.TarFile, store: BlobStore, names: list[str], meter: _Meter
+    tar: tarfile.TarFile, store: BlobStore, names: list[str], meter: Meter
 ) -> tuple[dict[str, FileDigest], set[str]]:
     digests: dict[str, FileDigest] = {}
     vanished: set[str] = set()

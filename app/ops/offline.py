@@ -19,20 +19,22 @@ from typing import BinaryIO, cast
 
 from app import crypto
 from app.formats.bundle import (
-    MANIFEST_NAME,
+    BUNDLE_MANIFEST,
     BundleError,
+    BundleManifest,
     EditorKeyFile,
-    Manifest,
     ManifestEntry,
-    parse_manifest,
+    parse_bundle_manifest,
     read_key_file,
 )
 from app.formats.filenames import safe_filename, unused_name
+from app.ops.archives import open_plain_tar
 
 REPORT_NAME = "report.txt"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
-Progress = Callable[[str, int, int], None]
+# (file name, bytes done, bytes in that file), called as each file is written.
+FileProgress = Callable[[str, int, int], None]
 """Called as ``progress(file name, bytes written, total bytes)`` while a body is decrypted."""
 
 
@@ -67,7 +69,7 @@ def decrypt_bundle(
     key_file: bytes | None = None,
     passphrase: str | None = None,
     recovery_secret: str | None = None,
-    progress: Progress | None = None,
+    progress: FileProgress | None = None,
 ) -> DecryptReport:
     """Decrypt every item of a bundle into ``out_dir``, which must be new or empty.
 
@@ -78,8 +80,9 @@ def decrypt_bundle(
     """
     if (key_file is None) == (recovery_secret is None):
         raise ValueError("give either a key file and its passphrase, or the recovery secret")
-    with bundle_path.open("rb") as raw, _open_tar(raw) as tar:
-        manifest = parse_manifest(_read_member(tar, MANIFEST_NAME, None, MAX_MANIFEST_BYTES))
+    not_a_tar = BundleError("This is not a Buzón bundle (not a tar file).")
+    with bundle_path.open("rb") as raw, open_plain_tar(raw, forward_only=True, error=not_a_tar) as tar:
+        manifest = parse_bundle_manifest(_read_member(tar, BUNDLE_MANIFEST, None, MAX_MANIFEST_BYTES))
         if key_file is not None:
             newsroom_keys = _unlock_with_key_file(manifest, read_key_file(key_file), passphrase or "")
         else:
@@ -116,14 +119,6 @@ def report_text(report: DecryptReport) -> str:
     return "\n".join(lines)
 
 
-def _open_tar(raw: BinaryIO) -> tarfile.TarFile:
-    # "r|" reads forward only and never decompresses: no seeking, no compression bombs.
-    try:
-        return tarfile.open(fileobj=raw, mode="r|")
-    except tarfile.TarError as e:
-        raise BundleError("This is not a Buzón bundle (not a tar file).") from e
-
-
 def _next_member(tar: tarfile.TarFile) -> tarfile.TarInfo | None:
     try:
         return tar.next()
@@ -154,7 +149,9 @@ def _read_member(tar: tarfile.TarFile, name: str, size: int | None, max_size: in
         raise BundleError(f"The bundle is truncated in {name}.") from e
 
 
-def _unlock_with_key_file(manifest: Manifest, key_file: EditorKeyFile, passphrase: str) -> dict[bytes, crypto.KeyPair]:
+def _unlock_with_key_file(
+    manifest: BundleManifest, key_file: EditorKeyFile, passphrase: str
+) -> dict[bytes, crypto.KeyPair]:
     # Checked before Argon2id runs: a key file of another editor cannot open this bundle's grants.
     if key_file.public_key != manifest.editor_public_key:
         raise WrongKey("This key file belongs to another editor than the one who exported the bundle.")
@@ -167,7 +164,7 @@ def _unlock_with_key_file(manifest: Manifest, key_file: EditorKeyFile, passphras
     return _open_grants(manifest, editor, [k.editor_grant for k in manifest.keys], "The key file")
 
 
-def _unlock_with_recovery(manifest: Manifest, recovery_secret: str) -> dict[bytes, crypto.KeyPair]:
+def _unlock_with_recovery(manifest: BundleManifest, recovery_secret: str) -> dict[bytes, crypto.KeyPair]:
     try:
         recovery = crypto.recovery_keypair(recovery_secret)
     except crypto.DecryptionError as e:
@@ -176,7 +173,7 @@ def _unlock_with_recovery(manifest: Manifest, recovery_secret: str) -> dict[byte
 
 
 def _open_grants(
-    manifest: Manifest, opener: crypto.KeyPair, grants: list[bytes], who: str
+    manifest: BundleManifest, opener: crypto.KeyPair, grants: list[bytes], who: str
 ) -> dict[bytes, crypto.KeyPair]:
     keys = {}
     for key, grant in zip(manifest.keys, grants, strict=True):
@@ -204,7 +201,7 @@ class _Opened:
         return ReportEntry(self.file, m.kind, m.name, m.type, m.size, m.sha256, m.received, m.sanitised, True)
 
 
-def _open_entries(manifest: Manifest, newsroom_keys: dict[bytes, crypto.KeyPair]) -> list[_Opened]:
+def _open_entries(manifest: BundleManifest, newsroom_keys: dict[bytes, crypto.KeyPair]) -> list[_Opened]:
     opened = []
     for index, entry in enumerate(manifest.entries):
         try:
@@ -237,7 +234,7 @@ def _name_outputs(opened: list[_Opened]) -> list[_Opened]:
     return [dataclasses.replace(o, file=names[o.index]) for o in opened]
 
 
-def _decrypt_body(tar: tarfile.TarFile, item: _Opened, output: _Output, progress: Progress | None) -> None:
+def _decrypt_body(tar: tarfile.TarFile, item: _Opened, output: _Output, progress: FileProgress | None) -> None:
     stream = _expect_member(tar, item.entry.member, item.entry.body_size, item.entry.body_size)
     size, digest, done = item.metadata.size, hashlib.sha256(), 0
     with output.create(item.file) as sink:

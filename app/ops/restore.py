@@ -28,8 +28,8 @@ from app.crypto import PEPPER_SIZE
 from app.db.migrate import MIGRATIONS_DIR, upgrade_database
 from app.db.session import make_engine
 from app.formats import backup_archive as layout
-from app.formats.backup_archive import ArchiveError, FileDigest, Manifest, TableDump, parse_manifest
-from app.ops.backup import Progress
+from app.formats.backup_archive import ArchiveError, BackupManifest, FileDigest, TableDump, parse_backup_manifest
+from app.ops.archives import ByteProgress, Meter, open_plain_tar
 from app.settings import Settings
 from app.storage import BlobStore
 
@@ -47,15 +47,16 @@ _BATCH_ROWS = 500
 _COPY_SIZE = 1024 * 1024
 
 
-def restore_backup(*, archive: Path, settings: Settings, progress: Progress | None = None) -> Manifest:
+def restore_backup(*, archive: Path, settings: Settings, progress: ByteProgress | None = None) -> BackupManifest:
     """Restore ``archive`` into the empty data dir and database of ``settings``."""
-    with _open_tar(archive) as tar:
+    unreadable = ArchiveError(f"Cannot read {archive} as a tar archive.")
+    with open_plain_tar(archive, forward_only=False, error=unreadable) as tar:
         members = _members(tar)
-        manifest = parse_manifest(_read_manifest(tar, members))
+        manifest = parse_backup_manifest(_read_manifest(tar, members))
         _check_members(members, manifest)
         check_revision(manifest.revision)
-        total = sum(m.size for name, m in members.items() if name != layout.MANIFEST_NAME)
-        meter = _Meter(progress, total)
+        total = sum(m.size for name, m in members.items() if name != layout.BACKUP_MANIFEST)
+        meter = Meter(progress, total)
         target = _Target(settings)
         try:
             target.check_empty()
@@ -72,14 +73,6 @@ def restore_backup(*, archive: Path, settings: Settings, progress: Progress | No
     return manifest
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
-    try:
-        # A plain tar only: nothing to decompress, and members can be read in any order.
-        return tarfile.open(archive, mode="r:")
-    except (OSError, tarfile.TarError) as e:
-        raise ArchiveError(f"Cannot read {archive} as a tar archive.") from e
-
-
 def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
     members: dict[str, tarfile.TarInfo] = {}
     try:
@@ -93,7 +86,7 @@ def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 
 def _read_manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> bytes:
-    member = members.get(layout.MANIFEST_NAME)
+    member = members.get(layout.BACKUP_MANIFEST)
     if member is None:
         raise ArchiveError("This is not a Buzón backup (no manifest.json).")
     if member.size > MAX_MANIFEST_BYTES:
@@ -101,11 +94,11 @@ def _read_manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) ->
     return _open_member(tar, member).read()
 
 
-def _check_members(members: dict[str, tarfile.TarInfo], manifest: Manifest) -> None:
+def _check_members(members: dict[str, tarfile.TarInfo], manifest: BackupManifest) -> None:
     expected = {layout.PEPPER_NAME: manifest.pepper.size}
     expected |= {layout.table_member(t.name): t.digest.size for t in manifest.tables}
     expected |= {layout.blob_member(name): d.size for name, d in manifest.blobs.items()}
-    present = {name: m.size for name, m in members.items() if name != layout.MANIFEST_NAME}
+    present = {name: m.size for name, m in members.items() if name != layout.BACKUP_MANIFEST}
     if set(present) != set(expected):
         missing, extra = len(set(expected) - set(present)), len(set(present) - set(expected))
         raise ArchiveError(f"The archive does not match its manifest ({missing} member(s) missing, {extra} extra).")
@@ -120,24 +113,14 @@ def _open_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return stream
 
 
-class _Meter:
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self._progress, self._total, self._done = progress, total, 0
-
-    def advance(self, amount: int) -> None:
-        self._done += amount
-        if self._progress is not None:
-            self._progress(self._done, self._total)
-
-
-def _chunks(stream: IO[bytes], meter: _Meter) -> Iterator[bytes]:
+def _chunks(stream: IO[bytes], meter: Meter) -> Iterator[bytes]:
     while chunk := stream.read(_COPY_SIZE):
         meter.advance(len(chunk))
         yield chunk
 
 
 def _restore_blobs(
-    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: Manifest, store: BlobStore, meter: _Meter
+    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: BackupManifest, store: BlobStore, meter: Meter
 ) -> None:
     # In archive order, so the tar is read front to back.
     for name in sorted(manifest.blobs, key=lambda n: members[layout.blob_member(n)].offset):
@@ -161,7 +144,7 @@ def _check_digest(sha256: str, expected: FileDigest, what: str) -> None:
 
 
 def _restore_pepper(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, digest: FileDigest, path: Path, meter: _Meter
+    tar: tarfile.TarFile, member: tarfile.TarInfo, digest: FileDigest, path: Path, meter: Meter
 ) -> None:
     pepper = _open_member(tar, member).read()
     meter.advance(len(pepper))
@@ -176,7 +159,7 @@ def _restore_pepper(
 
 
 def _restore_database(
-    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: Manifest, engine: Engine, meter: _Meter
+    tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], manifest: BackupManifest, engine: Engine, meter: Meter
 ) -> None:
     # The schema as it was when the backup was made, then the rows, then any
     # later migrations: they see the data exactly as on the old server.
@@ -198,7 +181,7 @@ def _restore_database(
     upgrade_database(engine, "head")
 
 
-def _insert_rows(connection: Connection, table: Table, dump: TableDump, stream: IO[bytes], meter: _Meter) -> set[str]:
+def _insert_rows(connection: Connection, table: Table, dump: TableDump, stream: IO[bytes], meter: Meter) -> set[str]:
     names = [name for name, _ in dump.columns]
     if set(names) != set(table.columns.keys()):
         raise ArchiveError(f"The columns of {dump.name} do not match the schema of its revision.")

@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from app import crypto, errors
 from app.db.models import Editor, NewsroomKey, Reply, Source, Submission
 from app.formats.bundle import (
-    MANIFEST_NAME,
+    BUNDLE_MANIFEST,
     BundleError,
+    BundleManifest,
     EditorKeyFile,
-    Manifest,
     ManifestEntry,
     ManifestKey,
+    bundle_manifest_json,
     key_file_json,
-    manifest_json,
     member_name,
     pad_size,
     tar_header,
@@ -71,7 +71,7 @@ class BundlePlan:
 
     @property
     def members_size(self) -> int:
-        members = [(MANIFEST_NAME, len(self.manifest))] + [(b.member, b.size) for b in self.bodies]
+        members = [(BUNDLE_MANIFEST, len(self.manifest))] + [(b.member, b.size) for b in self.bodies]
         return sum(len(tar_header(name, size)) + size + pad_size(size) for name, size in members)
 
 
@@ -108,7 +108,7 @@ def plan_bundle(*, session: Session, store: BlobStore, source_id: str, editor_id
         bodies.append(_Body(member, row.blob_name, row.body_size))
     plan = BundlePlan(
         source.designation,
-        manifest_json(Manifest(source.designation, editor.public_key, keys, tuple(entries))),
+        bundle_manifest_json(BundleManifest(source.designation, editor.public_key, keys, tuple(entries))),
         tuple(bodies),
     )
     # Recorded when the export starts: a download cut short has still handed out ciphertext.
@@ -157,7 +157,7 @@ def bundle_chunks(store: BlobStore, plan: BundlePlan) -> Iterator[bytes]:
     than through ``tarfile``'s writer, so a web response can pull the stream
     chunk by chunk without a thread, a pipe or a temporary file.
     """
-    yield tar_header(MANIFEST_NAME, len(plan.manifest))
+    yield tar_header(BUNDLE_MANIFEST, len(plan.manifest))
     yield plan.manifest
     yield bytes(pad_size(len(plan.manifest)))
     for body in plan.bodies:

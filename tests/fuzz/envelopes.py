@@ -131,11 +131,13 @@ def _bundle(
         recovery_grant=crypto.seal(recovery.public, newsroom.secret),
         editor_grant=crypto.seal(editor.public, newsroom.secret),
     )
-    manifest = bundle_format.manifest_json(bundle_format.Manifest("S-FUZZ", editor.public, (key,), tuple(entries)))
+    manifest = bundle_format.bundle_manifest_json(
+        bundle_format.BundleManifest("S-FUZZ", editor.public, (key,), tuple(entries))
+    )
     sink = io.BytesIO()
     with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in [
-            (bundle_format.MANIFEST_NAME, manifest),
+            (bundle_format.BUNDLE_MANIFEST, manifest),
             *zip([e.member for e in entries], bodies, strict=True),
         ]:
             info = tarfile.TarInfo(name)
@@ -156,7 +158,7 @@ def world() -> World:
     other_items = [("message", "", b"another"), ("file", "a.txt", b"12345678"), ("reply", "", b"again")]
     key_file = {
         "format": bundle_format.KEY_FILE_FORMAT,
-        "version": bundle_format.FORMAT_VERSION,
+        "version": bundle_format.BUNDLE_VERSION,
         "username": "ana",
         "public_key": "",
         "wrapped_secret_key": "",
@@ -171,9 +173,9 @@ def world() -> World:
     bundle = _bundle(newsroom, editor, recovery, items)
     other_bundle = _bundle(newsroom, editor, recovery, other_items)
     with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
-        manifest = tar.extractfile(bundle_format.MANIFEST_NAME).read()  # type: ignore[union-attr]
+        manifest = tar.extractfile(bundle_format.BUNDLE_MANIFEST).read()  # type: ignore[union-attr]
     with tarfile.open(fileobj=io.BytesIO(other_bundle)) as tar:
-        other_manifest = tar.extractfile(bundle_format.MANIFEST_NAME).read()  # type: ignore[union-attr]
+        other_manifest = tar.extractfile(bundle_format.BUNDLE_MANIFEST).read()  # type: ignore[union-attr]
     other_editor = crypto.generate_keypair()
     return World(
         keys={crypto.key_id(newsroom.public): newsroom},
@@ -327,14 +329,14 @@ def target_manifest(program: bytes) -> None:
     w = world()
     raw = mutate(w.manifest, program)
     try:
-        manifest = bundle_format.parse_manifest(raw)
+        manifest = bundle_format.parse_bundle_manifest(raw)
     except bundle_format.BundleError:
         return
     # Whatever parses re-serialises to something that parses the same (no ambiguity)...
-    assert bundle_format.parse_manifest(bundle_format.manifest_json(manifest)) == manifest
+    assert bundle_format.parse_bundle_manifest(bundle_format.bundle_manifest_json(manifest)) == manifest
     valid = [
-        *bundle_format.parse_manifest(w.manifest.original).entries,
-        *bundle_format.parse_manifest(w.manifest.other).entries,
+        *bundle_format.parse_bundle_manifest(w.manifest.original).entries,
+        *bundle_format.parse_bundle_manifest(w.manifest.other).entries,
     ]
     # ...and an entry whose envelope opens is byte for byte a valid one.
     for entry in manifest.entries:

@@ -441,10 +441,16 @@ def test_an_archive_of_an_older_schema_is_restored_then_upgraded(tmp_path: Path,
 
 
 def test_parse_manifest_round_trips_and_refuses_junk() -> None:
-    from app.formats.backup_archive import FileDigest, Manifest, TableDump, manifest_json, parse_manifest
+    from app.formats.backup_archive import (
+        BackupManifest,
+        FileDigest,
+        TableDump,
+        backup_manifest_json,
+        parse_backup_manifest,
+    )
 
     digest = FileDigest(16, hashlib.sha256(b"x").hexdigest())
-    manifest = Manifest(
+    manifest = BackupManifest(
         revision="0003",
         buzon_version="0.1.0",
         created_on="2025-01-01",
@@ -453,11 +459,11 @@ def test_parse_manifest_round_trips_and_refuses_junk() -> None:
         tables=[TableDump("items", [("id", "str"), ("body_size", "int")], 3, digest)],
         blobs={"ab" * 16: digest},
     )
-    assert parse_manifest(manifest_json(manifest)) == manifest
-    for junk in (b"[]", b"not json", manifest_json(manifest).replace(b'"str"', b'"pickle"')):
+    assert parse_backup_manifest(backup_manifest_json(manifest)) == manifest
+    for junk in (b"[]", b"not json", backup_manifest_json(manifest).replace(b'"str"', b'"pickle"')):
         with pytest.raises(ArchiveError):
-            parse_manifest(junk)
-    bad_name = json.loads(manifest_json(manifest))
+            parse_backup_manifest(junk)
+    bad_name = json.loads(backup_manifest_json(manifest))
     bad_name["blobs"] = {"../../etc/passwd": bad_name["blobs"]["ab" * 16]}
     with pytest.raises(ArchiveError):
-        parse_manifest(json.dumps(bad_name).encode())
+        parse_backup_manifest(json.dumps(bad_name).encode())

@@ -197,8 +197,8 @@ def test_the_bundle_is_a_plain_tar_with_no_plaintext(world: World) -> None:
         manifest_file = tar.extractfile("manifest.json")
         assert manifest_file is not None
         manifest_raw = manifest_file.read()
-    manifest = bundle_format.parse_manifest(manifest_raw)
-    assert bundle_format.manifest_json(manifest) == manifest_raw
+    manifest = bundle_format.parse_bundle_manifest(manifest_raw)
+    assert bundle_format.bundle_manifest_json(manifest) == manifest_raw
     # Submissions of one day have no order on the server; the output is numbered by time of receipt.
     assert sorted(e.kind for e in manifest.entries) == ["file", "file", "file", "message", "message", "reply"]
     per_submission = Counter(e.submission for e in manifest.entries if e.submission is not None)
