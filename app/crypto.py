@@ -104,6 +104,11 @@ class KeyPair:
         return f"KeyPair(public={self.public.hex()[:16]}…)"
 
 
+# A newsroom key's id: KEY_ID_SIZE bytes of keyed BLAKE2b over its public key (`key_id`).
+KeyId = bytes
+# Every newsroom key an editor or the recovery key can open, by id: old keys stay readable.
+NewsroomKeys = dict[KeyId, KeyPair]
+
 KINDS = ("message", "file", "reply")
 
 
@@ -200,7 +205,7 @@ def keypair_from_secret(secret: bytes) -> KeyPair:
     return KeyPair(secret=secret, public=bytes(sk.public_key))
 
 
-def key_id(public_key: bytes) -> bytes:
+def key_id(public_key: bytes) -> KeyId:
     """The 8-byte identifier of a newsroom public key."""
     return _blake2b(public_key, LABEL_KEY_ID, KEY_ID_SIZE)
 
@@ -370,7 +375,7 @@ def capsule_key_id(capsule: bytes) -> bytes:
     return capsule[1 : 1 + KEY_ID_SIZE]
 
 
-def open_capsule(capsule: bytes, newsroom_keys: dict[bytes, KeyPair]) -> bytes:
+def open_capsule(capsule: bytes, newsroom_keys: NewsroomKeys) -> bytes:
     """Recover an envelope's data key with whichever newsroom key it names."""
     keypair = newsroom_keys.get(capsule_key_id(capsule))
     if keypair is None:
@@ -543,7 +548,7 @@ def seal_record(newsroom_public_key: bytes, text: str) -> bytes:
     return bytes([VERSION]) + key_id(newsroom_public_key) + seal(newsroom_public_key, padded)
 
 
-def open_record(record: bytes, newsroom_keys: dict[bytes, KeyPair]) -> str:
+def open_record(record: bytes, newsroom_keys: NewsroomKeys) -> str:
     header = 1 + KEY_ID_SIZE
     if len(record) < header + SEAL_OVERHEAD + RECORD_BLOCK or record[0] != VERSION:
         raise DecryptionError()

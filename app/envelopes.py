@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from app import crypto
@@ -16,11 +15,6 @@ class WrittenBody:
     blob: PendingBlob
     size: int
     sha256: str
-
-
-def utc_now() -> str:
-    """The exact time of receipt, for encrypted metadata only."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def write_body(store: BlobStore, content: bytes) -> WrittenBody:

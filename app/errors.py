@@ -1,7 +1,7 @@
 """The errors services raise, by kind. What each one looks like is app/web/error_pages.py's business.
 
 A service raises one of a few kinds (not found, invalid input, conflict, not
-initialised, unavailable), usually as a subclass named for its own rule. The
+initialised, unavailable, forbidden, not logged in), usually as a subclass named for its own rule. The
 web layer maps each class to one generic page in one table; nothing here
 knows about HTTP, and no page ever carries an exception's text.
 """
@@ -39,6 +39,10 @@ class Forbidden(ServiceError):
     """This caller may not do this."""
 
 
+class NotLoggedIn(ServiceError):
+    """The caller must log in (again) first: a codename that opens nothing, a login that ended."""
+
+
 # --- a submission on its way in ---------------------------------------------------------
 
 
@@ -70,7 +74,7 @@ class FirstMessageTooShort(SubmissionError):
     pass
 
 
-class StorageFull(ServiceError):
+class StorageFull(Unavailable):
     """The disk, or the reserve kept free on it, is full."""
 
 
@@ -120,9 +124,9 @@ class AdminsOnly(Forbidden):
     pass
 
 
-class CodenameNotRecognised(ServiceError):
+class CodenameNotRecognised(NotLoggedIn):
     pass
 
 
-class SourceSessionExpired(ServiceError):
+class SourceSessionExpired(NotLoggedIn):
     pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,3 +53,17 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, lin
     broken = [text for text in result.stdout.splitlines() if text.endswith("BROKEN")]
     assert len(broken) == 1, result.stdout
     assert contract in broken[0]
+
+
+CALENDAR_CLOCKS = re.compile(r"\b(datetime\.now|datetime\.utcnow|date\.today|datetime\.today)\(")
+
+
+def test_only_app_clock_reads_the_calendar() -> None:
+    # Everything stored in the clear is dated by app/clock.py's utc_today, so a
+    # module that reads the calendar itself could write a finer time to disk.
+    readers = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in sorted((PROJECT_ROOT / "app").rglob("*.py"))
+        if path.name != "clock.py" and CALENDAR_CLOCKS.search(path.read_text())
+    ]
+    assert readers == []

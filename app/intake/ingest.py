@@ -18,7 +18,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app import crypto
-from app.envelopes import utc_now, write_body
+from app.clock import sealed_receipt_time
+from app.envelopes import write_body
 from app.errors import (
     EmptySubmission,
     FirstMessageTooShort,
@@ -302,7 +303,7 @@ class SubmissionIngest:
             type=part.content_type,
             size=done.size,
             sha256=done.sha256,
-            received=utc_now(),
+            received=sealed_receipt_time(),
             sanitised=done.sanitised,
         )
         self.sanitised.append((metadata.name, done.sanitised))
@@ -330,7 +331,7 @@ class SubmissionIngest:
             type="text/plain; charset=utf-8",
             size=body.size,
             sha256=body.sha256,
-            received=utc_now(),
+            received=sealed_receipt_time(),
         )
         return self._sealed_item(body.data_key, metadata, body.blob_name, body.blob)
 

@@ -26,6 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Boolean, Column, Connection, Date, DateTime, Engine, Integer, LargeBinary, MetaData, String
 from sqlalchemy import Table as SqlTable
 
+from app.clock import utc_today
 from app.formats.backup_archive import (
     ALEMBIC_TABLE,
     BACKUP_MANIFEST,
@@ -125,7 +126,7 @@ def _write_archive(
             manifest = BackupManifest(
                 revision=revision,
                 buzon_version=buzon_version(),
-                created_on=dt.datetime.now(dt.UTC).date().isoformat(),
+                created_on=utc_today().isoformat(),
                 database=engine.dialect.name,
                 pepper=pepper_digest,
                 tables=tables,

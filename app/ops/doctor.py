@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.clock import utc_today
 from app.db.migrate import MIGRATIONS_DIR
 from app.db.models import AuditEntry, Editor, Instance, KeyGrant, NewsroomKey, Note, Reply, Source, Submission
 from app.db.session import make_engine
@@ -69,7 +70,7 @@ class Options:
 
 def run_checks(settings: Settings, options: Options, *, today: dt.date | None = None) -> list[Result]:
     results = check_files(settings)
-    results += check_database(settings, today=today or dt.datetime.now(dt.UTC).date())
+    results += check_database(settings, today=today or utc_today())
     results.append(check_tor(options.tor_address))
     results += check_onion_hostnames(settings, options)
     results.append(check_disk(settings.data_dir, reserve=settings.store_reserve_mib * MIB))

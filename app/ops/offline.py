@@ -149,9 +149,7 @@ def _read_member(tar: tarfile.TarFile, name: str, size: int | None, max_size: in
         raise BundleError(f"The bundle is truncated in {name}.") from e
 
 
-def _unlock_with_key_file(
-    manifest: BundleManifest, key_file: EditorKeyFile, passphrase: str
-) -> dict[bytes, crypto.KeyPair]:
+def _unlock_with_key_file(manifest: BundleManifest, key_file: EditorKeyFile, passphrase: str) -> crypto.NewsroomKeys:
     # Checked before Argon2id runs: a key file of another editor cannot open this bundle's grants.
     if key_file.public_key != manifest.editor_public_key:
         raise WrongKey("This key file belongs to another editor than the one who exported the bundle.")
@@ -164,7 +162,7 @@ def _unlock_with_key_file(
     return _open_grants(manifest, editor, [k.editor_grant for k in manifest.keys], "The key file")
 
 
-def _unlock_with_recovery(manifest: BundleManifest, recovery_secret: str) -> dict[bytes, crypto.KeyPair]:
+def _unlock_with_recovery(manifest: BundleManifest, recovery_secret: str) -> crypto.NewsroomKeys:
     try:
         recovery = crypto.recovery_keypair(recovery_secret)
     except crypto.DecryptionError as e:
@@ -174,7 +172,7 @@ def _unlock_with_recovery(manifest: BundleManifest, recovery_secret: str) -> dic
 
 def _open_grants(
     manifest: BundleManifest, opener: crypto.KeyPair, grants: list[bytes], who: str
-) -> dict[bytes, crypto.KeyPair]:
+) -> crypto.NewsroomKeys:
     keys = {}
     for key, grant in zip(manifest.keys, grants, strict=True):
         try:
@@ -201,7 +199,7 @@ class _Opened:
         return ReportEntry(self.file, m.kind, m.name, m.type, m.size, m.sha256, m.received, m.sanitised, True)
 
 
-def _open_entries(manifest: BundleManifest, newsroom_keys: dict[bytes, crypto.KeyPair]) -> list[_Opened]:
+def _open_entries(manifest: BundleManifest, newsroom_keys: crypto.NewsroomKeys) -> list[_Opened]:
     opened = []
     for index, entry in enumerate(manifest.entries):
         try:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clock import utc_today
 from app.db.models import AuditEntry
 
 CLI_ACTOR = "(command line)"
@@ -14,7 +13,7 @@ CLI_ACTOR = "(command line)"
 
 def record(session: Session, *, actor: str, action: str, target: str = "") -> None:
     """Add an entry to the session's transaction; the caller commits it with the change."""
-    session.add(AuditEntry(day=dt.datetime.now(dt.UTC).date(), actor=actor, action=action, target=target[:120]))
+    session.add(AuditEntry(day=utc_today(), actor=actor, action=action, target=target[:120]))
 
 
 def recent(session: Session, *, limit: int = 200, offset: int = 0) -> list[AuditEntry]:

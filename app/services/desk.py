@@ -40,7 +40,7 @@ def open_source_page(
     session: Session,
     store: BlobStore,
     source_id: str,
-    newsroom_keys: dict[bytes, crypto.KeyPair],
+    newsroom_keys: crypto.NewsroomKeys,
     retention_days: int | None,
 ) -> SourcePage:
     """Decrypt a source's page in memory; opening it clears its unread count."""

@@ -26,7 +26,7 @@ def fill_dup_tags(
     *,
     session: Session,
     source_id: str,
-    newsroom_keys: dict[bytes, crypto.KeyPair],
+    newsroom_keys: crypto.NewsroomKeys,
     limit: int = MAX_TAGS_PER_VIEW,
 ) -> int:
     """Tag up to ``limit`` untagged files, this source's first; return how many."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import secrets
 import time
@@ -13,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
+from app.clock import utc_today
 from app.db.models import Editor, KeyGrant, NewsroomKey
 from app.services import audit
 
@@ -37,7 +37,7 @@ class UnlockedEditor:
     editor_id: str
     username: str
     is_admin: bool
-    newsroom_keys: dict[bytes, crypto.KeyPair]
+    newsroom_keys: crypto.NewsroomKeys
     session_epoch: int = 0
 
     def __repr__(self) -> str:
@@ -47,12 +47,12 @@ class UnlockedEditor:
 _PACKED_KEY_SIZE = crypto.KEY_ID_SIZE + crypto.KEY_SIZE
 
 
-def pack_keys(newsroom_keys: dict[bytes, crypto.KeyPair]) -> bytes:
+def pack_keys(newsroom_keys: crypto.NewsroomKeys) -> bytes:
     """Serialise unlocked newsroom keys for a session (key id || secret key, repeated)."""
     return b"".join(kid + kp.secret for kid, kp in newsroom_keys.items())
 
 
-def unpack_keys(packed: bytes) -> dict[bytes, crypto.KeyPair]:
+def unpack_keys(packed: bytes) -> crypto.NewsroomKeys:
     keys = {}
     for offset in range(0, len(packed), _PACKED_KEY_SIZE):
         secret = packed[offset + crypto.KEY_ID_SIZE : offset + _PACKED_KEY_SIZE]
@@ -80,7 +80,7 @@ def _new_editor(
         wrapped_secret_key=wrapped_secret_key,
         sealed_totp_secret=crypto.seal(public_key, totp_secret.encode("ascii")),
         last_totp_counter=counter,
-        created_on=dt.datetime.now(dt.UTC).date(),
+        created_on=utc_today(),
         session_epoch=0,
     )
 
@@ -92,7 +92,7 @@ def add_editor(
     passphrase: str,
     is_admin: bool,
     kdf: crypto.KdfParams,
-    newsroom_keys: dict[bytes, crypto.KeyPair] | None,
+    newsroom_keys: crypto.NewsroomKeys | None,
 ) -> str:
     """Create an editor, grant them ``newsroom_keys`` if given; return the TOTP secret."""
     username = _check_new_username(session, username)
@@ -175,9 +175,7 @@ def holds_key(editor: Editor, key_id_hex: str) -> bool:
     return any(grant.key_id == key_id_hex for grant in editor.grants)
 
 
-def grant_access(
-    *, session: Session, editor_id: str, newsroom_keys: dict[bytes, crypto.KeyPair], actor: str
-) -> Editor | None:
+def grant_access(*, session: Session, editor_id: str, newsroom_keys: crypto.NewsroomKeys, actor: str) -> Editor | None:
     editor = session.get(Editor, editor_id)
     if editor is None:
         return None
@@ -209,7 +207,7 @@ def delete_editor(*, session: Session, editor_id: str, actor: str) -> bool:
     return True
 
 
-def grant_keys(*, session: Session, editor: Editor, newsroom_keys: dict[bytes, crypto.KeyPair]) -> None:
+def grant_keys(*, session: Session, editor: Editor, newsroom_keys: crypto.NewsroomKeys) -> None:
     """Seal each newsroom secret key to the editor's public key."""
     existing = {grant.key_id for grant in editor.grants}
     known = set(session.scalars(select(NewsroomKey.key_id)))

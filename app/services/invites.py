@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import errors
+from app.clock import utc_today
 from app.db.models import Editor, Invite
 from app.services import audit, editors
 from app.services.editors import MAX_USERNAME_CHARS
@@ -31,10 +32,6 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii", errors="replace")).digest()
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def create_invite(*, session: Session, username: str, is_admin: bool, actor: str) -> str:
     """Create an invite and return its token, which is shown once and never stored."""
     username = username.strip()
@@ -50,7 +47,7 @@ def create_invite(*, session: Session, username: str, is_admin: bool, actor: str
             token_hash=_hash(token),
             username=username,
             is_admin=is_admin,
-            expires_on=_today() + dt.timedelta(days=INVITE_DAYS),
+            expires_on=utc_today() + dt.timedelta(days=INVITE_DAYS),
         )
     )
     audit.record(session, actor=actor, action="invited editor", target=username)
@@ -62,7 +59,7 @@ def find_invite(*, session: Session, token: str) -> Invite | None:
     if not token or len(token) > 64:
         return None
     invite = session.get(Invite, _hash(token))
-    if invite is None or invite.expires_on < _today():
+    if invite is None or invite.expires_on < utc_today():
         return None
     return invite
 
@@ -93,7 +90,7 @@ def redeem_invite(*, session: Session, token: str, pending: editors.PendingEnrol
 
 
 def pending_invites(session: Session) -> list[Invite]:
-    return list(session.scalars(select(Invite).where(Invite.expires_on >= _today()).order_by(Invite.username)))
+    return list(session.scalars(select(Invite).where(Invite.expires_on >= utc_today()).order_by(Invite.username)))
 
 
 def cancel_invite(*, session: Session, username: str, actor: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
@@ -10,16 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
+from app.clock import utc_today
 from app.db.models import Editor, Instance, KeyGrant, NewsroomKey
 from app.services import audit
 
 
 class AlreadyInitialised(errors.Conflict):
     pass
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 def _write_secret_file(path: Path, data: bytes) -> None:
@@ -63,7 +59,7 @@ def add_newsroom_key(*, session: Session, recovery_public_key: bytes) -> crypto.
             public_key=keypair.public,
             recovery_grant=crypto.seal(recovery_public_key, keypair.secret),
             active=True,
-            created_on=_today(),
+            created_on=utc_today(),
         )
     )
     return keypair
@@ -76,10 +72,10 @@ def active_public_key(session: Session) -> bytes:
     return key.public_key
 
 
-def open_with_recovery(*, session: Session, recovery_secret: str) -> dict[bytes, crypto.KeyPair]:
+def open_with_recovery(*, session: Session, recovery_secret: str) -> crypto.NewsroomKeys:
     """Open every newsroom key with the recovery secret; DecryptionError if wrong."""
     recovery = crypto.recovery_keypair(recovery_secret)
-    keys: dict[bytes, crypto.KeyPair] = {}
+    keys: crypto.NewsroomKeys = {}
     for row in session.scalars(select(NewsroomKey)):
         keypair = crypto.open_sealed_keypair(recovery, row.recovery_grant)
         keys[crypto.key_id(keypair.public)] = keypair

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from dataclasses import dataclass
 
@@ -10,8 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
+from app.clock import sealed_receipt_time, utc_today
 from app.db.models import Reply, Source
-from app.envelopes import read_body, utc_now, write_body
+from app.envelopes import read_body, write_body
 from app.services import audit
 from app.services.deletion import scrub_database
 from app.storage import BlobStore
@@ -58,7 +58,7 @@ def send_reply(
             type="text/plain; charset=utf-8",
             size=body.size,
             sha256=body.sha256,
-            received=utc_now(),
+            received=sealed_receipt_time(),
         )
         session.add(
             Reply(
@@ -69,7 +69,7 @@ def send_reply(
                 sealed_metadata=crypto.seal_metadata(body.data_key, metadata),
                 blob_name=body.blob_name,
                 body_size=crypto.body_size(body.size),
-                created_on=dt.datetime.now(dt.UTC).date(),
+                created_on=utc_today(),
                 author=author,
             )
         )
@@ -84,7 +84,7 @@ def send_reply(
         raise
 
 
-def _open(store: BlobStore, reply: Reply, capsule: bytes, keys: dict[bytes, crypto.KeyPair]) -> OpenedReply:
+def _open(store: BlobStore, reply: Reply, capsule: bytes, keys: crypto.NewsroomKeys) -> OpenedReply:
     data_key = crypto.open_capsule(capsule, keys)
     metadata = crypto.open_metadata(data_key, reply.sealed_metadata)
     if metadata.kind != "reply":
@@ -112,7 +112,7 @@ def replies_for_source(
 
 
 def replies_for_editor(
-    *, session: Session, store: BlobStore, source_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
+    *, session: Session, store: BlobStore, source_id: str, newsroom_keys: crypto.NewsroomKeys
 ) -> list[OpenedReply]:
     found = _replies(session, source_id, include_deleted=True)
     opened = [_open(store, r, r.newsroom_capsule, newsroom_keys) for r in found]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.clock import utc_today
 from app.db.models import Source
 from app.services import deletion
 from app.storage import BlobStore
@@ -30,10 +31,6 @@ class UpcomingDeletion:
     count: int
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def deletion_day(*, last_submission_on: dt.date, status: str, retention_days: int | None) -> dt.date | None:
     """The day retention deletes a source, or None if it never will."""
     if retention_days is None or status in KEPT_STATUSES:
@@ -45,7 +42,7 @@ def upcoming(
     *, session: Session, retention_days: int, warning_days: int, today: dt.date | None = None
 ) -> list[UpcomingDeletion]:
     """How many sources retention will delete on each of the next ``warning_days`` days."""
-    today = today or _today()
+    today = today or utc_today()
     first = today - dt.timedelta(days=retention_days)
     last = first + dt.timedelta(days=warning_days)
     rows = session.execute(
@@ -63,7 +60,7 @@ def upcoming(
 
 def apply_retention(*, session: Session, store: BlobStore, retention_days: int, today: dt.date | None = None) -> int:
     """Delete every source that is due; return how many were deleted."""
-    cutoff = (today or _today()) - dt.timedelta(days=retention_days)
+    cutoff = (today or utc_today()) - dt.timedelta(days=retention_days)
     due = select(Source.id).where(Source.last_submission_on <= cutoff, Source.status.not_in(KEPT_STATUSES))
     deleted = 0
     while batch := list(session.scalars(due.limit(_BATCH))):

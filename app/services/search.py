@@ -54,7 +54,7 @@ def _cache(scratch: dict[str, object]) -> _Cache:
     return cache
 
 
-def _item_text(item: Item, store: BlobStore, keys: dict[bytes, crypto.KeyPair]) -> str:
+def _item_text(item: Item, store: BlobStore, keys: crypto.NewsroomKeys) -> str:
     try:
         data_key = crypto.open_capsule(item.capsule, keys)
         metadata = crypto.open_metadata(data_key, item.sealed_metadata)
@@ -68,14 +68,14 @@ def _item_text(item: Item, store: BlobStore, keys: dict[bytes, crypto.KeyPair]) 
         return ""
 
 
-def _note_text(note: Note, keys: dict[bytes, crypto.KeyPair]) -> str:
+def _note_text(note: Note, keys: crypto.NewsroomKeys) -> str:
     try:
         return crypto.open_record(note.sealed_text, keys)
     except crypto.DecryptionError:
         return ""
 
 
-def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: dict[bytes, crypto.KeyPair]) -> None:
+def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: crypto.NewsroomKeys) -> None:
     """Decrypt what the cache lacks and forget what was deleted since."""
     current = {
         f"i:{item_id}": source_id
@@ -102,7 +102,7 @@ def search_sources(
     session: Session,
     store: BlobStore,
     scratch: dict[str, object],
-    newsroom_keys: dict[bytes, crypto.KeyPair],
+    newsroom_keys: crypto.NewsroomKeys,
     query: str,
 ) -> set[str]:
     """Ids of the sources whose messages, file names or notes contain ``query``."""

@@ -11,15 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
+from app.clock import utc_today
 from app.codenames import generate_codename, generate_designation
 from app.db.models import Item, Source, Submission
 from app.envelopes import read_body
 from app.intake.ingest import SealedItem
 from app.storage import BlobStore
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 def record_new_source_submission(
@@ -32,7 +29,7 @@ def record_new_source_submission(
     """
     codename = generate_codename(language)
     keys = crypto.derive_source_keys(codename, pepper, kdf)
-    today = _today()
+    today = utc_today()
     source = Source(
         id=secrets.token_hex(16),
         lookup_id=keys.lookup_id,
@@ -57,7 +54,7 @@ def record_follow_up(*, session: Session, items: list[SealedItem], source_id: st
     source = session.get(Source, source_id)
     if source is None:
         raise SourceGone()
-    today = _today()
+    today = utc_today()
     source.last_submission_on = today
     # Incremented in SQL, so two follow-ups arriving together both count.
     source.unread = Source.unread + len(items)
@@ -119,7 +116,7 @@ class ItemNotFound(errors.NotFound):
 
 
 def open_source_submissions(
-    *, session: Session, store: BlobStore, source: Source, newsroom_keys: dict[bytes, crypto.KeyPair]
+    *, session: Session, store: BlobStore, source: Source, newsroom_keys: crypto.NewsroomKeys
 ) -> list[OpenedSubmission]:
     """Decrypt metadata of every item, and the text of messages, in memory."""
     submissions = session.scalars(
@@ -134,7 +131,7 @@ def open_source_submissions(
     return opened
 
 
-def _open_item(item: Item, store: BlobStore, newsroom_keys: dict[bytes, crypto.KeyPair]) -> OpenedItem:
+def _open_item(item: Item, store: BlobStore, newsroom_keys: crypto.NewsroomKeys) -> OpenedItem:
     data_key = crypto.open_capsule(item.capsule, newsroom_keys)
     metadata = crypto.open_metadata(data_key, item.sealed_metadata)
     text = None
@@ -144,7 +141,7 @@ def _open_item(item: Item, store: BlobStore, newsroom_keys: dict[bytes, crypto.K
 
 
 def open_item_stream(
-    *, session: Session, store: BlobStore, item_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
+    *, session: Session, store: BlobStore, item_id: str, newsroom_keys: crypto.NewsroomKeys
 ) -> tuple[crypto.EnvelopeMetadata, Iterator[bytes]]:
     """Return an item's metadata and an iterator that decrypts its body lazily."""
     item = session.get(Item, item_id)

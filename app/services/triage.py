@@ -18,6 +18,7 @@ from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
+from app.clock import utc_today
 from app.db.models import SOURCE_STATUSES, Editor, Note, Source, SourceTag, Tag
 from app.services import audit
 
@@ -66,10 +67,6 @@ class OpenedNote:
     created_on: dt.date
     # None when the session holds no key that opens it.
     text: str | None
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 # --- the inbox ---------------------------------------------------------------------
@@ -219,7 +216,7 @@ def _clean(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def tag_names(*, session: Session, newsroom_keys: dict[bytes, crypto.KeyPair]) -> dict[str, str]:
+def tag_names(*, session: Session, newsroom_keys: crypto.NewsroomKeys) -> dict[str, str]:
     """Every tag this session can open, id to name, sorted by name."""
     names = {}
     for tag in session.scalars(select(Tag)):
@@ -236,7 +233,7 @@ def add_tag(
     source: Source,
     name: str,
     actor: str,
-    newsroom_keys: dict[bytes, crypto.KeyPair],
+    newsroom_keys: crypto.NewsroomKeys,
     newsroom_public_key: bytes,
 ) -> None:
     """Tag a source, reusing the tag whose (decrypted) name matches, ignoring case."""
@@ -280,13 +277,11 @@ def add_note(*, session: Session, source: Source, text: str, author: str, newsro
     if not text or len(text) > MAX_NOTE_CHARS:
         raise InvalidChange()
     sealed = crypto.seal_record(newsroom_public_key, text)
-    session.add(Note(source_id=source.id, author=author, sealed_text=sealed, created_on=_today()))
+    session.add(Note(source_id=source.id, author=author, sealed_text=sealed, created_on=utc_today()))
     _change(session, source, author, "note add")
 
 
-def notes_for_source(
-    *, session: Session, source_id: str, newsroom_keys: dict[bytes, crypto.KeyPair]
-) -> list[OpenedNote]:
+def notes_for_source(*, session: Session, source_id: str, newsroom_keys: crypto.NewsroomKeys) -> list[OpenedNote]:
     opened = []
     for note in session.scalars(select(Note).where(Note.source_id == source_id).order_by(Note.id)):
         try:

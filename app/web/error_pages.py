@@ -63,6 +63,10 @@ PAGES: dict[type[Exception], Page] = {
     errors.ServiceError: SOMETHING_WENT_WRONG,
     errors.NotFound: NOT_FOUND,
     errors.Forbidden: REQUEST_REFUSED,
+    errors.NotLoggedIn: SESSION_EXPIRED,
+    errors.Unavailable: Page(
+        503, N_("We are busy right now"), N_("Nothing was saved. Please wait a minute and try again.")
+    ),
     errors.NotInitialised: Page(
         503, N_("This tip line is temporarily offline"), N_("Nothing was saved. Please try again later.")
     ),
@@ -102,9 +106,6 @@ PAGES: dict[type[Exception], Page] = {
             "Nothing was saved. Go back and copy your message first, because reloading empties the form. "
             "Then reload the page and send it again."
         ),
-    ),
-    errors.ServiceBusy: Page(
-        503, N_("We are busy right now"), N_("Nothing was saved. Please wait a minute and try again.")
     ),
     errors.TryLater: Page(
         503,

@@ -66,7 +66,7 @@ class Pair:
 
 @dataclass(frozen=True)
 class World:
-    keys: dict[bytes, crypto.KeyPair]
+    keys: crypto.NewsroomKeys
     editor: crypto.KeyPair
     data_key: bytes
     recovery_secret: str

@@ -174,7 +174,7 @@ def _log_in(server: LiveServer, codename: str) -> int:
 
 
 def _decrypted_items(
-    session: Session, store: BlobStore, source: Source, newsroom_keys: dict[bytes, crypto.KeyPair]
+    session: Session, store: BlobStore, source: Source, newsroom_keys: crypto.NewsroomKeys
 ) -> list[Opened]:
     """Each submission of ``source``, its bodies decrypted with the newsroom keys."""
     opened = []

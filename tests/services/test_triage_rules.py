@@ -20,7 +20,7 @@ def _audit(db: Session) -> list[tuple[str, str, str]]:
     return [(e.actor, e.action, e.target) for e in db.scalars(select(AuditEntry).order_by(AuditEntry.id))]
 
 
-def _newsroom_keys(db: Session, instance: Instance) -> dict[bytes, crypto.KeyPair]:
+def _newsroom_keys(db: Session, instance: Instance) -> crypto.NewsroomKeys:
     return keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
 
 

@@ -51,6 +51,24 @@ def test_every_not_found_gets_a_404(error: Exception) -> None:
     assert page_for(error).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        (errors.NotFound, 404),
+        (errors.InvalidInput, 400),
+        (errors.Forbidden, 403),
+        (errors.NotLoggedIn, 401),
+        (errors.NotInitialised, 503),
+        (errors.Unavailable, 503),
+    ],
+)
+def test_every_error_of_a_kind_gets_at_least_its_kinds_status(kind: type[Exception], status: int) -> None:
+    assert page_for(kind()).status_code == status
+    # Members of a kind may have a page of their own, but not a status of another kind.
+    for member in _all_subclasses(kind):
+        assert page_for(member()).status_code // 100 == status // 100, member
+
+
 def test_a_named_error_wins_over_its_kind() -> None:
     # SourceGone is a NotFound, but a source deleted while logged in sees their session end.
     assert isinstance(submissions.SourceGone(), errors.NotFound)
