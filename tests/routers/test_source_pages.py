@@ -7,24 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from babel.messages.pofile import read_po
 
-from app.web.i18n import LOCALE_NAMES, TRANSLATIONS_DIR
+from app.web.i18n import LOCALE_NAMES
 from app.web.security import CONTENT_SECURITY_POLICY
-from tests.support import LiveServer, ServerFactory, SettingsFactory, codename_in, initialise, submit_tip
+from tests.support import LiveServer, ServerFactory, SettingsFactory, codename_in, initialise, submit_tip, translated
 
 PAGES = ("/", "/submit", "/login", "/tor")
 MAX_PAGE_BYTES = 30 * 1024
 ONION = "a" * 55 + "d.onion"
-
-
-def _translate(locale: str, message: str) -> str:
-    if locale == "en":
-        return message
-    with (TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        translated = read_po(f).get(message)
-    assert translated is not None, message
-    return str(translated.string)
 
 
 @pytest.mark.parametrize("locale", sorted(LOCALE_NAMES))
@@ -36,10 +26,10 @@ def test_every_page_speaks_the_chosen_language(live_server: LiveServer, locale: 
         for path in PAGES:
             page = client.get(f"{live_server.source_url}{path}")  # the cookie remembers the choice
             assert f'<html lang="{locale.replace("_", "-")}" dir="ltr">' in page.text
-            assert _translate(locale, "Using Tor Browser safely") in page.text
+            assert translated(locale, "Using Tor Browser safely") in page.text
         submit = client.get(f"{live_server.source_url}/submit").text
-        assert _translate(locale, "Send securely") in submit
-        assert _translate(locale, "Remove hidden data (location, device, author) from photos and documents") in submit
+        assert translated(locale, "Send securely") in submit
+        assert translated(locale, "Remove hidden data (location, device, author) from photos and documents") in submit
 
 
 def test_accept_language_picks_the_default(live_server: LiveServer, client: httpx.Client) -> None:
@@ -52,13 +42,13 @@ def test_accept_language_picks_the_default(live_server: LiveServer, client: http
 def test_numbers_are_written_the_readers_way(live_server: LiveServer, locale: str, written: str) -> None:
     with httpx.Client() as client:
         form = client.get(f"{live_server.source_url}/submit?lang={locale}").text
-    assert _translate(locale, "Up to %(count)s characters.") % {"count": written} in form
+    assert translated(locale, "Up to %(count)s characters.") % {"count": written} in form
 
 
 def test_error_pages_are_translated(live_server: LiveServer, client: httpx.Client) -> None:
     page = client.get(f"{live_server.source_url}/nowhere?lang=es")
     assert page.status_code == 404
-    assert _translate("es", "Page not found") in page.text
+    assert translated("es", "Page not found") in page.text
 
 
 @pytest.mark.parametrize("locale", sorted(LOCALE_NAMES))

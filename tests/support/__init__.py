@@ -143,15 +143,25 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 def spawn_server(
-    settings: Settings, tmp_dir: Path, log_path: Path, ports: tuple[int, int] | None = None
+    settings: Settings,
+    tmp_dir: Path,
+    log_path: Path,
+    ports: tuple[int, int] | None = None,
+    python: Path | str = sys.executable,
+    cwd: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
-    """Start ``buzon serve`` on ``ports`` (source, editor) or free ones; return the process and both base URLs."""
+    """Start ``buzon serve`` on ``ports`` (source, editor) or free ones; return the process and both base URLs.
+
+    ``python`` is the interpreter that runs it: this venv's, or one Buzón was installed into
+    (then give a ``cwd`` outside the checkout, since ``python -m`` imports from there first).
+    """
     source_port, editor_port = ports or (free_port(), free_port())
-    command = [sys.executable, "-m", "app", "serve", "--source-port", str(source_port)]
+    command = [str(python), "-m", "app", "serve", "--source-port", str(source_port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--editor-port", str(editor_port)],
             env=server_env(settings, tmp_dir),
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -344,3 +354,18 @@ def assert_database_and_store_sound(settings: Settings) -> None:
         engine.dispose()
     on_disk = {p.name for p in stored_files(settings)}
     assert on_disk == recorded, "orphaned or missing ciphertext"
+
+
+def translated(locale: str, message: str) -> str:
+    """``message`` as the shipped catalog of ``locale`` has it (English as written)."""
+    from babel.messages.pofile import read_po
+
+    from app.web.i18n import TRANSLATIONS_DIR
+
+    if locale == "en":
+        return message
+    with (TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        entry = read_po(f).get(message)
+    assert entry is not None, message
+    assert entry.string, message
+    return str(entry.string)
