@@ -128,5 +128,5 @@ class CodenameNotRecognised(NotLoggedIn):
     pass
 
 
-class SourceSessionExpired(NotLoggedIn):
+class SourceLoginExpired(NotLoggedIn):
     pass

@@ -29,7 +29,7 @@ from app.web.logins import EditorLogins, Enrolments, SourceLogins
 from app.web.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
 from app.web.upload import drain_unread_body
 
-SOURCE_SESSION_MAX_SECONDS = 12 * 3600
+SOURCE_LOGIN_MAX_SECONDS = 12 * 3600
 # An upload waits this long for strip-buffer memory before it is refused.
 STRIP_BUDGET_WAIT_SECONDS = 120.0
 # An invited editor has this long between choosing a passphrase and proving a TOTP code.
@@ -117,7 +117,7 @@ def create_source_app(settings: Settings) -> FastAPI:
         off_onion=lambda request: is_off_onion(request.headers, settings.onion_address),
     )
     app.state.source_logins = SourceLogins(
-        idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_SESSION_MAX_SECONDS
+        idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_LOGIN_MAX_SECONDS
     )
     app.state.admission = Admission(
         submissions=settings.max_submissions_per_hour,

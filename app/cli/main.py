@@ -176,7 +176,7 @@ def key_rotate() -> None:
     """Create a new newsroom key for new tips; older keys stay for older tips."""
     with _open_session(load_settings()) as session:
         try:
-            key_id = keys.rotate_and_end_sessions(session=session, actor=audit.CLI_ACTOR)
+            key_id = keys.rotate_and_end_logins(session=session, actor=audit.CLI_ACTOR)
         except errors.NotInitialised:
             raise fail(
                 "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."

@@ -122,7 +122,7 @@ async def rotate(request: Request, admin: Admin, factory: SessionFactoryDep) -> 
 
     def rotate_now() -> None:
         with factory() as session:
-            keys.rotate_and_end_sessions(session=session, actor=admin.username)
+            keys.rotate_and_end_logins(session=session, actor=admin.username)
 
     await to_thread.run_sync(rotate_now)
     return RedirectResponse("/login?rotated=1", status_code=303)

@@ -28,7 +28,7 @@ from app.deps import (
     TemplatesDep,
     check_csrf,
 )
-from app.errors import CodenameNotRecognised, NotFound, SourceSessionExpired
+from app.errors import CodenameNotRecognised, NotFound, SourceLoginExpired
 from app.intake.ingest import HONEYPOT_FIELD, Limits, SealedItem, SubmissionIngest, boundary_from_content_type
 from app.services import keys, replies, sources, submissions
 from app.settings import MIB, Settings
@@ -57,13 +57,13 @@ def optional_source(request: Request, logins: SourceLoginsDep) -> SourceLogin | 
     cookie = request.cookies.get(COOKIE_NAME)
     login = logins.get(cookie)
     if cookie and login is None:
-        raise SourceSessionExpired()
+        raise SourceLoginExpired()
     return login
 
 
 def require_source(login: Annotated[SourceLogin | None, Depends(optional_source)]) -> SourceLogin:
     if login is None:
-        raise SourceSessionExpired()
+        raise SourceLoginExpired()
     return login
 
 

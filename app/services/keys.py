@@ -130,7 +130,7 @@ def rotate_newsroom_key(*, session: Session) -> crypto.KeyPair:
     return keypair
 
 
-def rotate_and_end_sessions(*, session: Session, actor: str) -> str:
+def rotate_and_end_logins(*, session: Session, actor: str) -> str:
     """Rotate, log every editor out, audit and commit; return the new key id.
 
     Open sessions hold only the old keys: ending them all makes each next

@@ -117,7 +117,7 @@ PAGES: dict[type[Exception], Page] = {
         N_("That codename was not recognised"),
         N_("Check each word and try again. Codenames are never stored, so we cannot look one up for you."),
     ),
-    errors.SourceSessionExpired: SESSION_EXPIRED,
+    errors.SourceLoginExpired: SESSION_EXPIRED,
     # A source deleted while logged in sees their session end, not a missing page.
     SourceGone: SESSION_EXPIRED,
     EmptyReply: Page(

@@ -1,4 +1,4 @@
-"""Login sessions, held in this process's memory only.
+"""Logins (editors, sources, enrolments), held in this process's memory only.
 
 The cookie carries a random token. The server indexes sessions by a hash of
 it and keeps the session's secret (unlocked newsroom keys for an editor, the

@@ -174,7 +174,7 @@ def test_rotation_grants_the_new_key_to_holders_of_the_old_one_only(db: Session,
 def test_rotating_from_the_desk_ends_every_session_and_is_audited(db: Session, make_editor: EditorFactory) -> None:
     made = [make_editor(), make_editor(grant=False)]
     (old,) = _active(db)
-    key_id_hex = keys.rotate_and_end_sessions(session=db, actor="ana")
+    key_id_hex = keys.rotate_and_end_logins(session=db, actor="ana")
     db.expire_all()
     assert [e.session_epoch for e in db.scalars(select(Editor).where(Editor.id.in_([m.id for m in made])))] == [1, 1]
     (active,) = _active(db)
