@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.templating import Jinja2Templates
 
 from app.db.models import Editor
-from app.errors import CrossOriginRequest, FormExpired
+from app.errors import CrossOriginRequest, FormExpired, KeyNotHeld
 from app.intake.filebody import StripPolicy
+from app.services import keys
 from app.services.editors import Authenticator, UnlockedEditor, unpack_keys
 from app.settings import Settings
 from app.storage import BlobStore
@@ -109,10 +110,21 @@ def require_editor(request: Request, db: DbDep) -> UnlockedEditor:
     # Checked against the database on every request, so a revocation or
     # passphrase change made by any process ends this login at once.
     account = db.get(Editor, login.principal)
-    if account is None or account.session_epoch != login.payload.session_epoch:
+    if account is None or account.disabled or account.session_epoch != login.payload.session_epoch:
         logins.end(cookie)
         raise LoginRequired()
     return UnlockedEditor(account.id, account.username, account.is_admin, unpack_keys(login.secret))
+
+
+def require_key_holder(editor: Annotated[UnlockedEditor, Depends(require_editor)], db: DbDep) -> UnlockedEditor:
+    """The one check behind every change: the editor holds the active newsroom key.
+
+    An enrolled editor waiting for a grant may read the inbox (it shows them
+    nothing they could decrypt) but can change, send or delete nothing.
+    """
+    if not keys.holds_active_key(session=db, newsroom_keys=editor.newsroom_keys):
+        raise KeyNotHeld()
+    return editor
 
 
 def require_same_origin(request: Request) -> None:
@@ -151,5 +163,7 @@ StripPolicyDep = Annotated[StripPolicy, Depends(get_strip_policy)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]
+# Every state-changing editor route takes this instead of CurrentEditor.
+KeyHolder = Annotated[UnlockedEditor, Depends(require_key_holder)]
 SameOrigin = Depends(require_same_origin)
 CsrfQuery = Depends(require_csrf_query)

@@ -124,6 +124,10 @@ class AdminsOnly(Forbidden):
     pass
 
 
+class KeyNotHeld(Forbidden):
+    """An editor who does not hold the active newsroom key tried to change something."""
+
+
 class CodenameNotRecognised(NotLoggedIn):
     pass
 

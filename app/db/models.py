@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -52,6 +52,8 @@ class Editor(Base):
     created_on: Mapped[dt.date] = mapped_column(Date)
     # Bumped on revocation and passphrase changes: sessions from an older epoch end.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Set on revocation: the account can no longer log in, and no login of it is honoured.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     grants: Mapped[list[KeyGrant]] = relationship(back_populates="editor", cascade="all, delete-orphan")
 

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from app.db.models import KeyGrant, NewsroomKey
 from app.deps import (
     CSRF_FIELD,
-    CurrentEditor,
     DbDep,
     EditorLoginsDep,
+    KeyHolder,
     SameOrigin,
     SessionFactoryDep,
     TemplatesDep,
@@ -30,7 +30,9 @@ AUDIT_PAGE_SIZE = 200
 router = APIRouter(prefix="/admin")
 
 
-def require_admin(editor: CurrentEditor) -> UnlockedEditor:
+def require_admin(editor: KeyHolder) -> UnlockedEditor:
+    # An admin who does not hold the key (never granted, or revoked) is no admin:
+    # granting, revoking, inviting and rotating all need it.
     if not editor.is_admin:
         raise AdminsOnly()
     return editor

@@ -19,6 +19,7 @@ from app.deps import (
     DbDep,
     EditorLoginsDep,
     KdfGateDep,
+    KeyHolder,
     LoginRequired,
     LoginThrottleDep,
     SameOrigin,
@@ -236,7 +237,7 @@ async def _change_source(
 
 
 @router.post("/sources/{source_id}/status", dependencies=[SameOrigin])
-async def set_status(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def set_status(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.set_status(session=session, source=source, status=form.get("status", ""), actor=editor.username)
 
@@ -244,7 +245,7 @@ async def set_status(request: Request, source_id: str, editor: CurrentEditor, fa
 
 
 @router.post("/sources/{source_id}/star", dependencies=[SameOrigin])
-async def set_star(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def set_star(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.set_starred(session=session, source=source, starred=form.get("starred") == "1", actor=editor.username)
 
@@ -252,7 +253,7 @@ async def set_star(request: Request, source_id: str, editor: CurrentEditor, fact
 
 
 @router.post("/sources/{source_id}/assign", dependencies=[SameOrigin])
-async def assign(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def assign(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.assign(session=session, source=source, editor_id=form.get("assignee") or None, actor=editor.username)
 
@@ -260,7 +261,7 @@ async def assign(request: Request, source_id: str, editor: CurrentEditor, factor
 
 
 @router.post("/sources/{source_id}/hide", dependencies=[SameOrigin])
-async def set_hidden(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def set_hidden(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.set_hidden(session=session, source=source, hidden=form.get("hidden") == "1", actor=editor.username)
 
@@ -268,7 +269,7 @@ async def set_hidden(request: Request, source_id: str, editor: CurrentEditor, fa
 
 
 @router.post("/sources/{source_id}/tags", dependencies=[SameOrigin])
-async def add_tag(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def add_tag(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.add_tag(
             session=session,
@@ -284,7 +285,7 @@ async def add_tag(request: Request, source_id: str, editor: CurrentEditor, facto
 
 @router.post("/sources/{source_id}/tags/{tag_id}/remove", dependencies=[SameOrigin])
 async def remove_tag(
-    request: Request, source_id: str, tag_id: str, editor: CurrentEditor, factory: SessionFactoryDep
+    request: Request, source_id: str, tag_id: str, editor: KeyHolder, factory: SessionFactoryDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.remove_tag(session=session, source=source, tag_id=tag_id, actor=editor.username)
@@ -293,7 +294,7 @@ async def remove_tag(
 
 
 @router.post("/sources/{source_id}/notes", dependencies=[SameOrigin])
-async def add_note(request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep) -> Response:
+async def add_note(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.add_note(
             session=session,
@@ -308,7 +309,7 @@ async def add_note(request: Request, source_id: str, editor: CurrentEditor, fact
 
 @router.post("/sources/{source_id}/notes/{note_id}/delete", dependencies=[SameOrigin])
 async def delete_note(
-    request: Request, source_id: str, note_id: int, editor: CurrentEditor, factory: SessionFactoryDep
+    request: Request, source_id: str, note_id: int, editor: KeyHolder, factory: SessionFactoryDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         deletion.delete_note(session=session, source_id=source.id, note_id=note_id, actor=editor.username)
@@ -318,7 +319,7 @@ async def delete_note(
 
 @router.post("/sources/{source_id}/reply", dependencies=[SameOrigin])
 async def reply(
-    request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+    request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         replies.send_reply(
@@ -335,7 +336,7 @@ async def reply(
 
 @router.post("/sources/{source_id}/replies/{reply_id}/delete", dependencies=[SameOrigin])
 async def delete_reply(
-    request: Request, source_id: str, reply_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+    request: Request, source_id: str, reply_id: str, editor: KeyHolder, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         deletion.delete_reply(
@@ -347,7 +348,7 @@ async def delete_reply(
 
 @router.post("/items/{item_id}/delete", dependencies=[SameOrigin])
 async def delete_item(
-    request: Request, item_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+    request: Request, item_id: str, editor: KeyHolder, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
     await _checked_form(request)
 
@@ -370,7 +371,7 @@ def confirm_delete_source(
 
 @router.post("/sources/{source_id}/delete", dependencies=[SameOrigin])
 async def delete_source(
-    request: Request, source_id: str, editor: CurrentEditor, factory: SessionFactoryDep, store: StoreDep
+    request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep, store: StoreDep
 ) -> Response:
     await _checked_form(request)
 

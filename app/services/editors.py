@@ -176,21 +176,29 @@ def holds_key(editor: Editor, key_id_hex: str) -> bool:
 
 
 def grant_access(*, session: Session, editor_id: str, newsroom_keys: crypto.NewsroomKeys, actor: str) -> Editor | None:
+    """Seal the keys to the editor, and enable the account again if it was revoked."""
     editor = session.get(Editor, editor_id)
     if editor is None:
         return None
     grant_keys(session=session, editor=editor, newsroom_keys=newsroom_keys)
+    editor.disabled = False
     audit.record(session, actor=actor, action="granted access", target=editor.username)
     session.commit()
     return editor
 
 
 def revoke_access(*, session: Session, editor_id: str, actor: str) -> Editor | None:
-    """Delete the editor's sealed copies of every newsroom key and end their sessions."""
+    """Disable the account: no key copies, no admin rights, no login, and its open logins end.
+
+    A grant enables the account again, but not its admin rights: one grant
+    must not restore all the powers of an account that was taken over.
+    """
     editor = session.get(Editor, editor_id)
     if editor is None:
         return None
     editor.grants.clear()
+    editor.is_admin = False
+    editor.disabled = True
     editor.session_epoch += 1
     audit.record(session, actor=actor, action="revoked access", target=editor.username)
     session.commit()
@@ -250,7 +258,7 @@ class Authenticator:
             keypair = crypto.unwrap_secret_key(editor.wrapped_secret_key if editor else self._dummy, passphrase)
         except crypto.DecryptionError as e:
             raise LoginFailed() from e
-        if editor is None:  # the dummy never unwraps, but be explicit
+        if editor is None or editor.disabled:  # the dummy never unwraps, but be explicit
             raise LoginFailed()
         totp_secret = crypto.seal_open(keypair, editor.sealed_totp_secret).decode("ascii")
         counter = _matching_counter(totp_secret, otp.strip().replace(" ", ""), editor.last_totp_counter)

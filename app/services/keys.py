@@ -72,6 +72,12 @@ def active_public_key(session: Session) -> bytes:
     return key.public_key
 
 
+def holds_active_key(*, session: Session, newsroom_keys: crypto.NewsroomKeys) -> bool:
+    """Whether ``newsroom_keys`` include the active newsroom key (the one new tips are sealed to)."""
+    active = session.scalars(select(NewsroomKey.key_id).where(NewsroomKey.active)).first()
+    return active is not None and any(key_id.hex() == active for key_id in newsroom_keys)
+
+
 def open_with_recovery(*, session: Session, recovery_secret: str) -> crypto.NewsroomKeys:
     """Open every newsroom key with the recovery secret; DecryptionError if wrong."""
     recovery = crypto.recovery_keypair(recovery_secret)

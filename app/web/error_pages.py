@@ -141,6 +141,11 @@ PAGES: dict[type[Exception], Page] = {
         "Usernames have 1 to 64 printable characters and must not be taken already.",
     ),
     errors.AdminsOnly: Page(403, "Admins only", "Ask an admin of this newsroom."),
+    errors.KeyNotHeld: Page(
+        403,
+        "You do not hold the newsroom key",
+        "Nothing was changed. Only editors an admin has granted the newsroom key can triage, reply or delete.",
+    ),
 }
 
 _STATUS_PAGES = {404: NOT_FOUND, 403: REQUEST_REFUSED}

@@ -129,7 +129,7 @@ def _rows() -> dict[str, list[dict[str, object]]]:
 
 # Columns added after a table was created, and the value an upgrade gives old rows.
 ADDED_LATER: dict[str, dict[str, object]] = {
-    "editors": {"session_epoch": 0},
+    "editors": {"session_epoch": 0, "disabled": False},
     "instance": {"recovery_public_key": None},
     "items": {"dup_tag": None},
     "replies": {"author": None, "source_state": "unread"},

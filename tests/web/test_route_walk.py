@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from PIL import Image
 from sqlalchemy import select
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import Mount
 
 from app.db.models import Editor, Item, Source
 from app.db.session import make_engine, make_session_factory
@@ -29,6 +29,7 @@ from app.services import invites
 from app.web.security import CONTENT_SECURITY_POLICY
 from tests.fuzz.live import start_module_server
 from tests.support import EditorAccount, LiveServer, SettingsFactory, codename_in, initialise, submit_tip
+from tests.support.routes import declared_routes
 
 UNDECLARED = "DELETE"
 MADE_UP = {
@@ -114,20 +115,13 @@ def _assert_hardened(response: httpx.Response, what: str) -> None:
 
 def _targets(app: FastAPI) -> Iterator[tuple[str, str, set[str]]]:
     """(route name for reports, path template, declared methods) of every route, static files included."""
-    yield from _routes_of(app.routes, "")
-
-
-def _routes_of(routes: list[BaseRoute], prefix: str) -> Iterator[tuple[str, str, set[str]]]:
-    for route in routes:
-        included = getattr(route, "original_router", None)  # FastAPI ≥ 0.16x keeps included routers whole
+    for path, route in declared_routes(app):
         if isinstance(route, APIRoute):
-            yield prefix + route.path, prefix + route.path, set(route.methods or ())
-        elif included is not None:
-            yield from _routes_of(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
-        elif isinstance(route, Mount) and route.path == "/static":
+            yield path, path, set(route.methods or ())
+        elif isinstance(route, Mount) and path == "/static":
             for child in sorted(STATIC_DIR.iterdir()):
-                yield route.path, f"{route.path}/{child.name}", {"GET", "HEAD"}
-            yield route.path, f"{route.path}/nowhere.css", {"GET"}
+                yield path, f"{path}/{child.name}", {"GET", "HEAD"}
+            yield path, f"{path}/nowhere.css", {"GET"}
         else:
             pytest.fail(f"the route walk cannot reach {route!r}: teach it this kind of route")
 
