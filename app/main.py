@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
@@ -25,6 +26,7 @@ from app.web import i18n
 from app.web.admission import Admission, KdfGate
 from app.web.csrf import CsrfCookieMiddleware, CsrfTokens, load_or_create_secret
 from app.web.error_pages import install_error_pages
+from app.web.failures import FailureCount, SwallowFailures
 from app.web.logins import EditorLogins, Enrolments, SourceLogins
 from app.web.security import OnionLocationMiddleware, SecurityHeadersMiddleware, is_off_onion
 from app.web.upload import drain_unread_body
@@ -75,6 +77,13 @@ def _during_lifespan(app: FastAPI, context: Callable[[], contextlib.AbstractAsyn
     app.router.lifespan_context = lifespan
 
 
+class _BuzonApp(FastAPI):
+    """FastAPI with one more layer outside Starlette's own error middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SwallowFailures(super().build_middleware_stack(), self.state.failures)
+
+
 def _base_app(
     settings: Settings,
     interface: str,
@@ -83,8 +92,10 @@ def _base_app(
     before_error_page: Callable[[Request], Awaitable[None]] | None = None,
 ) -> FastAPI:
     # No OpenAPI or docs pages: they are scripts and third-party assets.
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app = _BuzonApp(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.failures = FailureCount()
+    _during_lifespan(app, app.state.failures.reporting)
     engine = make_engine(settings.resolved_database_url)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

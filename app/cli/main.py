@@ -216,7 +216,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the source interface and the editor portal, each on its own port."""
+    from app.cli.hardening import forbid_core_dumps
     from app.main import create_editor_app, create_source_app
+
+    forbid_core_dumps()
 
     settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
