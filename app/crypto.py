@@ -223,6 +223,42 @@ def seal_open(keypair: KeyPair, ciphertext: bytes) -> bytes:
         raise DecryptionError() from e
 
 
+# --- TOTP records ("Editor keys": the secret and its replay guard, sealed) -------------
+
+TOTP_RECORD_V2 = 0x02
+_TOTP_HEADER = struct.Struct(">BQ")
+_BASE32_SECRET = re.compile(rb"[A-Z2-7]{16,64}")
+
+
+@dataclass(frozen=True, repr=False)
+class TotpRecord:
+    secret: str
+    # The last time step a code was accepted for; only a later step logs in.
+    last_step: int
+
+    def __repr__(self) -> str:
+        return "TotpRecord(…)"
+
+
+def seal_totp_record(public_key: bytes, record: TotpRecord) -> bytes:
+    header = _TOTP_HEADER.pack(TOTP_RECORD_V2, record.last_step)
+    return seal(public_key, header + record.secret.encode("ascii"))
+
+
+def open_totp_record(keypair: KeyPair, sealed: bytes) -> TotpRecord:
+    """A v2 record, or a v1 record (the bare secret) with ``last_step`` 0."""
+    raw = seal_open(keypair, sealed)
+    last_step, secret = 0, raw
+    if raw[:1] == bytes([TOTP_RECORD_V2]):
+        if len(raw) < _TOTP_HEADER.size:
+            raise DecryptionError()
+        _, last_step = _TOTP_HEADER.unpack_from(raw)
+        secret = raw[_TOTP_HEADER.size :]
+    if _BASE32_SECRET.fullmatch(secret) is None:
+        raise DecryptionError()
+    return TotpRecord(secret.decode("ascii"), last_step)
+
+
 def open_sealed_keypair(keypair: KeyPair, sealed_secret: bytes) -> KeyPair:
     """Open a grant (a sealed newsroom secret key) into a keypair."""
     if len(sealed_secret) != SEALED_KEY_SIZE:

@@ -50,7 +50,6 @@ def _editors(engine: Engine, rng: random.Random) -> list[str]:
             "public_key": rng.randbytes(32),
             "wrapped_secret_key": rng.randbytes(98),
             "sealed_totp_secret": rng.randbytes(80),
-            "last_totp_counter": 0,
             "created_on": dt.date(2024, 1, 1),
             "session_epoch": 0,
         }

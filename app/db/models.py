@@ -47,8 +47,9 @@ class Editor(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     wrapped_secret_key: Mapped[bytes] = mapped_column(LargeBinary(98))
+    # The TOTP secret and the last step a code was accepted for, sealed to the
+    # editor's key (docs/crypto.md): no clear column dates a login.
     sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary(128))
-    last_totp_counter: Mapped[int] = mapped_column(Integer, default=0)
     created_on: Mapped[dt.date] = mapped_column(Date)
     # Bumped on revocation and passphrase changes: sessions from an older epoch end.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)

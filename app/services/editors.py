@@ -78,8 +78,7 @@ def _new_editor(
         is_admin=is_admin,
         public_key=public_key,
         wrapped_secret_key=wrapped_secret_key,
-        sealed_totp_secret=crypto.seal(public_key, totp_secret.encode("ascii")),
-        last_totp_counter=counter,
+        sealed_totp_secret=crypto.seal_totp_record(public_key, crypto.TotpRecord(totp_secret, counter)),
         created_on=utc_today(),
         session_epoch=0,
     )
@@ -260,16 +259,20 @@ class Authenticator:
             raise LoginFailed() from e
         if editor is None or editor.disabled:  # the dummy never unwraps, but be explicit
             raise LoginFailed()
-        totp_secret = crypto.seal_open(keypair, editor.sealed_totp_secret).decode("ascii")
-        counter = _matching_counter(totp_secret, otp.strip().replace(" ", ""), editor.last_totp_counter)
+        sealed = editor.sealed_totp_secret
+        totp = crypto.open_totp_record(keypair, sealed)
+        counter = _matching_counter(totp.secret, otp.strip().replace(" ", ""), totp.last_step)
         if counter is None:
             raise LoginFailed()
-        # Recording the step makes each code single-use; the conditional
-        # update keeps two concurrent logins from both spending one code.
+        # Recording the step, sealed, makes each code single-use without a clear
+        # column that dates the login; replacing only the record we opened keeps
+        # two concurrent logins from both spending one code.
         spent = session.execute(
             update(Editor)
-            .where(Editor.id == editor.id, Editor.last_totp_counter < counter)
-            .values(last_totp_counter=counter)
+            .where(Editor.id == editor.id, Editor.sealed_totp_secret == sealed)
+            .values(
+                sealed_totp_secret=crypto.seal_totp_record(editor.public_key, crypto.TotpRecord(totp.secret, counter))
+            )
         )
         if getattr(spent, "rowcount", 0) != 1:
             session.rollback()

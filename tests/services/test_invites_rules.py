@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import crypto
 from app.clock import utc_today
 from app.db.models import AuditEntry, Editor, Invite
 from app.services import editors, invites
@@ -21,6 +22,7 @@ from tests.support import Instance
 from tests.support.inprocess import EditorFactory, session_on
 
 ACTOR = "ana"
+PASSPHRASE = "enrolment passphrase 1234"
 
 
 def _audit(db: Session) -> list[tuple[str, str, str]]:
@@ -49,7 +51,7 @@ def _expire(db: Session, username: str, *, days_ago: int = 1) -> None:
 
 
 def _pending(instance: Instance) -> PendingEnrolment:
-    return editors.prepare_enrolment("enrolment passphrase 1234", instance.settings.editor_kdf)
+    return editors.prepare_enrolment(PASSPHRASE, instance.settings.editor_kdf)
 
 
 def _now_counter() -> int:
@@ -222,7 +224,11 @@ def test_redeeming_with_a_current_code_creates_the_editor_and_uses_up_the_invite
         assert row.public_key == pending.public_key
         assert row.wrapped_secret_key == pending.wrapped_secret_key
         assert row.grants == []  # reads nothing until an admin grants access
-        assert row.last_totp_counter == counter  # the enrolment code is spent
+        # The enrolment code is spent: its step is the guard sealed in the TOTP record.
+        keypair = crypto.unwrap_secret_key(row.wrapped_secret_key, PASSPHRASE)
+        assert crypto.open_totp_record(keypair, row.sealed_totp_secret) == crypto.TotpRecord(
+            pending.totp_secret, counter
+        )
         assert _invite_count(other) == 0
         assert invites.pending_invites(other) == []
 
