@@ -1,19 +1,28 @@
 """Database tables. They hold data only: public keys, wrapped keys and ciphertext.
 
 No column stores an exact time, an address or any plaintext of a tip; the only
-dates are UTC days, and row ids are random so they carry no order.
+dates are UTC days, and row ids are random so they carry no order. On SQLite
+every table is WITHOUT ROWID: a hidden rowid would keep the order of arrival
+that the random keys hide (docs/threat-model.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+NO_ROWID: dict[str, object] = {"sqlite_with_rowid": False}
+
 
 class Base(DeclarativeBase):
-    pass
+    __table_args__: dict[str, object] | tuple[object, ...] = NO_ROWID
+
+
+def random_id() -> str:
+    return secrets.token_hex(16)
 
 
 class Instance(Base):
@@ -90,7 +99,7 @@ class Source(Base):
     # The inbox's order: newest activity first, id to break ties. One index
     # serves every page, so deep pages walk the index instead of sorting.
     # Status rides along so the default filter (all but spam) needs no row lookups.
-    __table_args__ = (Index("ix_sources_inbox_order", "last_submission_on", "id", "status"),)
+    __table_args__ = (Index("ix_sources_inbox_order", "last_submission_on", "id", "status"), NO_ROWID)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     lookup_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
@@ -134,7 +143,7 @@ class Note(Base):
 
     __tablename__ = "notes"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     author: Mapped[str] = mapped_column(String(64))
     sealed_text: Mapped[bytes] = mapped_column(LargeBinary)
@@ -199,7 +208,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
     day: Mapped[dt.date] = mapped_column(Date)
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))

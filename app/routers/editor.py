@@ -309,7 +309,7 @@ async def add_note(request: Request, source_id: str, editor: KeyHolder, factory:
 
 @router.post("/sources/{source_id}/notes/{note_id}/delete", dependencies=[SameOrigin])
 async def delete_note(
-    request: Request, source_id: str, note_id: int, editor: KeyHolder, factory: SessionFactoryDep
+    request: Request, source_id: str, note_id: str, editor: KeyHolder, factory: SessionFactoryDep
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         deletion.delete_note(session=session, source_id=source.id, note_id=note_id, actor=editor.username)

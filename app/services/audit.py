@@ -17,5 +17,6 @@ def record(session: Session, *, actor: str, action: str, target: str = "") -> No
 
 
 def recent(session: Session, *, limit: int = 200, offset: int = 0) -> list[AuditEntry]:
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    # Newest day first; within a day the random ids give no order, as none is kept.
+    query = select(AuditEntry).order_by(AuditEntry.day.desc(), AuditEntry.id).limit(limit).offset(offset)
     return list(session.scalars(query))

@@ -58,7 +58,7 @@ def delete_item(*, session: Session, store: BlobStore, item_id: str, actor: str)
     return source.id
 
 
-def delete_note(*, session: Session, source_id: str, note_id: int, actor: str) -> None:
+def delete_note(*, session: Session, source_id: str, note_id: str, actor: str) -> None:
     note = session.get(Note, note_id)
     source = session.get(Source, source_id)
     if note is None or source is None or note.source_id != source_id:

@@ -88,7 +88,7 @@ def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: crypto.New
         del cache.texts[gone]
     missing = [key for key in current if key not in cache.texts]
     item_ids = [key[2:] for key in missing if key.startswith("i:")]
-    note_ids = [int(key[2:]) for key in missing if key.startswith("n:")]
+    note_ids = [key[2:] for key in missing if key.startswith("n:")]
     for start in range(0, len(item_ids), _CHUNK):
         for item in session.scalars(select(Item).where(Item.id.in_(item_ids[start : start + _CHUNK]))):
             cache.texts[f"i:{item.id}"] = (current[f"i:{item.id}"], fold(_item_text(item, store, keys)))

@@ -62,7 +62,7 @@ class InboxRow:
 
 @dataclass(frozen=True)
 class OpenedNote:
-    id: int
+    id: str
     author: str
     created_on: dt.date
     # None when the session holds no key that opens it.
@@ -283,7 +283,7 @@ def add_note(*, session: Session, source: Source, text: str, author: str, newsro
 
 def notes_for_source(*, session: Session, source_id: str, newsroom_keys: crypto.NewsroomKeys) -> list[OpenedNote]:
     opened = []
-    for note in session.scalars(select(Note).where(Note.source_id == source_id).order_by(Note.id)):
+    for note in session.scalars(select(Note).where(Note.source_id == source_id).order_by(Note.created_on, Note.id)):
         try:
             text: str | None = crypto.open_record(note.sealed_text, newsroom_keys)
         except crypto.DecryptionError:

@@ -16,13 +16,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, func, insert, inspect, select, text
+from sqlalchemy import Engine, MetaData, String, func, insert, inspect, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import models
 from app.db.migrate import MIGRATIONS_DIR, downgrade_database, upgrade_database
 from app.db.session import make_engine
-from tests.support import SettingsFactory
+from tests.support import SettingsFactory, migration_revisions, uses_sqlite
 
 DAY = dt.date(2024, 5, 17)
 EDITOR = secrets.token_hex(16)
@@ -32,14 +33,7 @@ KEY_ID = secrets.token_hex(8)
 TAG = secrets.token_hex(16)
 
 
-def _revisions() -> list[str]:
-    """Every revision id, oldest first."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return [script.revision for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
-
-
-REVISIONS = _revisions()
+REVISIONS = migration_revisions()
 
 
 def _rows() -> dict[str, list[dict[str, object]]]:
@@ -137,6 +131,8 @@ ADDED_LATER: dict[str, dict[str, object]] = {
 }
 
 
+# Tables whose integer ids 0006 replaced with random ones: an old row keeps its content, not its id.
+REKEYED = ("notes", "audit_log")
 # Columns a later revision drops (0005: the TOTP guard moved inside the sealed record).
 DROPPED_LATER: dict[str, set[str]] = {"editors": {"last_totp_counter"}}
 
@@ -152,6 +148,9 @@ def _populate(engine: Engine) -> dict[str, list[dict[str, object]]]:
                 continue
             table = schema.tables[name]
             inserted[name] = [{k: v for k, v in row.items() if k in table.columns} for row in rows]
+            if name in REKEYED and isinstance(table.c.id.type, String):
+                # Since 0006 these ids are random and made by the application, not the database.
+                inserted[name] = [{**row, "id": secrets.token_hex(16)} for row in inserted[name]]
             connection.execute(insert(table), inserted[name])
     return inserted
 
@@ -170,7 +169,8 @@ def _assert_readable_at_head(engine: Engine, inserted: dict[str, list[dict[str, 
             found = list(session.scalars(select(model)))
             assert len(found) == len(rows), table
             for row in rows:
-                kept = {k: v for k, v in row.items() if k not in DROPPED_LATER.get(table, set())}
+                replaced = DROPPED_LATER.get(table, set()) | ({"id"} if table in REKEYED else set())
+                kept = {k: v for k, v in row.items() if k not in replaced}
                 expected = {**{k: v for k, v in ADDED_LATER.get(table, {}).items() if k not in row}, **kept}
                 matches = [
                     obj for obj in found if all(getattr(obj, column) == value for column, value in expected.items())
@@ -233,3 +233,37 @@ def test_the_revisions_form_one_line() -> None:
     scripts = ScriptDirectory.from_config(config)
     assert len(scripts.get_heads()) == 1
     assert len(REVISIONS) == len(set(REVISIONS)) >= 3
+
+
+@pytest.mark.parametrize("start", ["0005", "base"])
+def test_no_table_keeps_a_rowid_that_orders_arrivals(
+    tmp_path: Path, start: str, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    if not uses_sqlite(settings):
+        pytest.skip("rowids are SQLite's; PostgreSQL's xmin is in docs/postgresql.md")
+    settings.data_dir.mkdir(mode=0o700)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        if start == "base":
+            upgrade_database(engine)
+            _populate(engine)
+        else:  # rows written before 0006, then rebuilt by it
+            upgrade_database(engine, start)
+            _populate(engine)
+            upgrade_database(engine)
+        with engine.connect() as connection:
+            tables = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name != 'alembic_version'")
+            ).all()
+            assert {name for name, _ in tables} == set(models.Base.metadata.tables)
+            for name, sql in tables:
+                assert sql.rstrip().endswith("WITHOUT ROWID"), name
+                with pytest.raises(OperationalError, match="no such column"):
+                    connection.execute(text(f"SELECT rowid FROM {name}"))
+            for name in REKEYED:
+                ids = connection.execute(text(f"SELECT id FROM {name}")).scalars().all()
+                assert ids, name
+                assert all(isinstance(i, str) and len(i) == 32 and int(i, 16) >= 0 for i in ids), ids
+    finally:
+        engine.dispose()

@@ -35,7 +35,7 @@ class World:
     source_id: str
     item_id: str
     tag_id: str
-    note_id: int
+    note_id: str
     reply_id: str
     bystander_id: str
     granted_admin_id: str

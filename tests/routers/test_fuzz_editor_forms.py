@@ -68,7 +68,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactor
             html = client.get(f"{server.editor_url}{page}").text
         found = {
             name: re.search(pattern, html)
-            for name, pattern in (("tag", r"/tags/([^/]+)/remove"), ("note", r"/notes/(\d+)/delete"))
+            for name, pattern in (("tag", r"/tags/([^/]+)/remove"), ("note", r"/notes/([0-9a-f]{32})/delete"))
         }
         reply = re.search(r"/replies/([0-9a-f]{32})/delete", html)
         assert found["tag"], html

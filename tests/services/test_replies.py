@@ -71,10 +71,11 @@ def test_an_editor_deletes_a_reply_completely(live_server: LiveServer, client: h
     _reply(live_server, client, source_id, "keep me")
     _reply(live_server, client, source_id, "delete me")
     page = source_page(live_server, client, source_id)
-    paths = re.findall(rf'action="(/sources/{source_id}/replies/[0-9a-f]+/delete)"', page)
-    assert len(paths) == 2
-    # Replies are listed oldest first: the second is "delete me".
-    target = paths[1]
+    assert len(re.findall(rf'action="/sources/{source_id}/replies/[0-9a-f]+/delete"', page)) == 2
+    # Each reply's delete form follows its text (two replies sent in one second have no order).
+    (target,) = re.findall(
+        rf'delete me</pre>\s*<form method="post" action="(/sources/{source_id}/replies/[0-9a-f]+/delete)"', page
+    )
     reply_id = target.split("/")[4]
     with database(live_server) as session:
         row = session.get_one(Reply, reply_id)

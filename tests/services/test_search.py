@@ -38,7 +38,9 @@ def test_search_finds_messages_file_names_and_notes(live_server: LiveServer, cli
     assert d not in _search(live_server, client, tag)
 
     # Deleted content drops out of the session's cache.
-    (note_delete,) = re.findall(rf'action="(/sources/{c}/notes/[0-9]+/delete)"', source_page(live_server, client, c))
+    (note_delete,) = re.findall(
+        rf'action="(/sources/{c}/notes/[0-9a-f]{{32}}/delete)"', source_page(live_server, client, c)
+    )
     desk_post(live_server, client, c, note_delete)
     assert _search(live_server, client, in_note) == []
 

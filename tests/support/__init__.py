@@ -369,3 +369,15 @@ def translated(locale: str, message: str) -> str:
     assert entry is not None, message
     assert entry.string, message
     return str(entry.string)
+
+
+def migration_revisions() -> list[str]:
+    """Every Alembic revision id, oldest first."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from app.db.migrate import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return [script.revision for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]

@@ -85,7 +85,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactor
             name: re.search(pattern, html)
             for name, pattern in (
                 ("tag_id", r"/tags/([^/]+)/remove"),
-                ("note_id", r"/notes/(\d+)/delete"),
+                ("note_id", r"/notes/([0-9a-f]{32})/delete"),
                 ("reply_id", r"/replies/([0-9a-f]{32})/delete"),
             )
         }
