@@ -9,6 +9,8 @@ checkpoint so old page images do not linger in the ``-wal`` file.
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
@@ -22,15 +24,34 @@ class NothingToDelete(errors.NotFound):
     """No such item, note or reply (of this source)."""
 
 
-def scrub_database(session: Session) -> None:
-    """Fold the WAL into the database file and truncate it (SQLite only)."""
+# A truncating checkpoint waits for readers itself (up to the busy timeout, 10 s)
+# and is then tried again, for at most this long in all; the hourly store sweep
+# tries again after that (app/services/housekeeping.py).
+SCRUB_DEADLINE_SECONDS = 60.0
+_SCRUB_PAUSE_SECONDS = 0.2
+
+
+def scrub_database(session: Session, *, deadline_seconds: float = SCRUB_DEADLINE_SECONDS) -> bool:
+    """Fold the WAL into the database file and truncate it (SQLite only); False if readers kept it.
+
+    Until the WAL is truncated it may still hold the page images of rows just
+    erased, so a checkpoint that reports "busy" (another connection still
+    reads an older snapshot) is not the end of it: it is tried again.
+    """
     bind = session.get_bind()
     if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
-        return
+        return True
+    deadline = time.monotonic() + deadline_seconds
     # Its own connection outside any transaction: a checkpoint cannot finish
     # while the connection running it holds a read snapshot.
     with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        while True:
+            busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_SCRUB_PAUSE_SECONDS)
 
 
 def _finish(session: Session, store: BlobStore | None = None, blob_names: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.services.deletion import scrub_database
 from app.services.housekeeping import sweep_store
 from app.services.notifications import NewTipNotifier, mailer_from
 from app.services.retention import apply_retention
@@ -77,7 +78,7 @@ def install_retention(app: FastAPI, settings: Settings, factory: sessionmaker[Se
 
 
 def install_store_sweep(app: FastAPI, factory: sessionmaker[Session], store: BlobStore) -> None:
-    """Hourly, remove bodies that a crashed process (perhaps another one) left unrecorded.
+    """Hourly, remove bodies that a crashed process (perhaps another one) left unrecorded, and truncate the WAL.
 
     ``buzon serve`` sweeps once before it starts serving; this catches crashes
     of other processes that share the store and are not restarted.
@@ -85,6 +86,9 @@ def install_store_sweep(app: FastAPI, factory: sessionmaker[Session], store: Blo
 
     def job() -> None:
         sweep_store(factory, store)
+        # A deletion whose WAL checkpoint long readers kept busy is finished here.
+        with factory() as session:
+            scrub_database(session)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=False, name="store sweep")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -183,3 +186,39 @@ def test_no_trace_of_a_deleted_source_stays_in_the_database_files(
     assert not wal.exists() or wal.stat().st_size == 0
     content = database_file.read_bytes()
     assert [trace for trace in traces if trace in content] == []
+
+
+@pytest.mark.sqlite_only("the WAL is SQLite's")
+def test_a_reply_the_source_deleted_leaves_the_wal_even_while_another_connection_reads(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory
+) -> None:
+    made = make_source("a tip")
+    reply = _reply(db, store, made, "meet at the church")
+    capsule = reply.source_capsule[9:41]
+    database_file = instance.settings.data_dir / "buzon.db"
+    wal = database_file.with_name("buzon.db-wal")
+    holding, release = threading.Event(), threading.Event()
+
+    def read_and_hold() -> None:
+        # An editor's long read: a transaction whose snapshot predates the erasure.
+        reader = sqlite3.connect(database_file, timeout=30)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM replies").fetchone()
+            holding.set()
+            release.wait(30)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=read_and_hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        # The reader lets go only after longer than one checkpoint waits for it (busy_timeout, 10 s).
+        threading.Timer(12, release.set).start()
+        assert replies.forget_reply(session=db, source_id=made.id, reply_id=reply.id)
+    finally:
+        release.set()
+        thread.join()
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert capsule not in database_file.read_bytes()
