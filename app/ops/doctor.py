@@ -75,6 +75,7 @@ def run_checks(settings: Settings, options: Options, *, today: dt.date | None = 
     results += check_onion_hostnames(settings, options)
     results.append(check_disk(settings.data_dir, reserve=settings.store_reserve_mib * MIB))
     results.append(check_unnamed_files(settings.store_dir))
+    results.append(check_encrypted_storage(settings.data_dir))
     results += check_config(settings, listen_host=options.listen_host, in_container=options.in_container)
     return results
 
@@ -328,6 +329,41 @@ def check_unnamed_files(store_dir: Path) -> Result:
         detail = f"no unnamed files (O_TMPFILE: {e.strerror}): a crash leaves .partial files for up to an hour"
         return Result(name, Status.WARN, detail, fix)
     return Result(name, Status.OK, "unnamed files until recorded (O_TMPFILE)")
+
+
+SYS_DEV_BLOCK = Path("/sys/dev/block")
+_NOT_ENCRYPTED_FIX = (
+    "put the data directory on a LUKS (dm-crypt) volume: a server seized while off then yields nothing; "
+    "ignore this if the host or the disk itself encrypts it"
+)
+
+
+def check_encrypted_storage(data_dir: Path, sys_dev_block: Path = SYS_DEV_BLOCK) -> Result:
+    """Whether the data directory lives on dm-crypt, directly or under LVM or RAID."""
+    name = "encrypted storage"
+    if not data_dir.is_dir():
+        return Result(name, Status.SKIP, "no data directory")
+    device = data_dir.stat().st_dev
+    node = sys_dev_block / f"{os.major(device)}:{os.minor(device)}"
+    if not node.exists():
+        detail = (
+            "cannot tell which disk holds the data directory (a container's overlay, tmpfs or a network filesystem)"
+        )
+        return Result(name, Status.SKIP, detail, "check that the host keeps this volume on an encrypted disk")
+    if is_encrypted_block_device(node):
+        return Result(name, Status.OK, "the data directory is on a dm-crypt volume")
+    return Result(name, Status.WARN, "the data directory is on a disk that is not dm-crypt", _NOT_ENCRYPTED_FIX)
+
+
+def is_encrypted_block_device(node: Path, depth: int = 0) -> bool:
+    """A dm-crypt mapping, or a device mapper stack (LVM, RAID) all of whose parts rest on one."""
+    uuid = node / "dm" / "uuid"
+    if uuid.is_file() and uuid.read_text().startswith("CRYPT-"):
+        return True
+    slaves = sorted((node / "slaves").iterdir()) if (node / "slaves").is_dir() else []
+    if not slaves or depth > 8:
+        return False
+    return all(is_encrypted_block_device(slave.resolve(), depth + 1) for slave in slaves)
 
 
 def check_config(settings: Settings, *, listen_host: str, in_container: bool) -> list[Result]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -103,8 +104,8 @@ def _buzon_doctor(settings: Settings, tmp_path: Path, *args: str) -> subprocess.
 def test_a_good_instance_passes(good: Instance, tmp_path: Path, tor_port: int) -> None:
     results = doctor.run_checks(good.settings, _options(tmp_path, tor_port))
     assert [r for r in results if r.status is doctor.Status.FAIL] == []
-    # Only the disk may warn: it depends on the machine running the tests.
-    assert {r.check for r in results if r.status is doctor.Status.WARN} <= {"disk"}
+    # Only the disk may warn: its space and its encryption depend on the machine running the tests.
+    assert {r.check for r in results if r.status is doctor.Status.WARN} <= {"disk", "encrypted storage"}
     assert doctor.exit_code(results) == 0
     checks = _by_check(results)
     for check in ("data directory", "pepper", "database", "instance", "editors", "clock", "tor", "KDF"):
@@ -321,3 +322,78 @@ def test_client_keys_that_doctor_cannot_see_only_warn(good: Instance, tmp_path: 
     clients.rmdir()
     (result,) = _by_check(doctor.run_checks(good.settings, options))["editor client authorisation"]
     assert result.status is doctor.Status.WARN
+
+
+def _block_device(root: Path, name: str, *, dm_uuid: str | None = None, slaves: tuple[Path, ...] = ()) -> Path:
+    """A directory laid out as /sys/dev/block/<major:minor> is for one device."""
+    node = root / "devices" / name
+    (node / "slaves").mkdir(parents=True)
+    if dm_uuid is not None:
+        (node / "dm").mkdir()
+        (node / "dm" / "uuid").write_text(dm_uuid + "\n")
+    for slave in slaves:
+        (node / "slaves" / slave.name).symlink_to(slave)
+    return node
+
+
+def _data_dir_on(tmp_path: Path, node: Path) -> tuple[Path, Path]:
+    """A data dir, and a sys/dev/block whose entry for the data dir's device is ``node``."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    device = data_dir.stat().st_dev
+    sys_dev_block = tmp_path / "sys-dev-block"
+    sys_dev_block.mkdir(exist_ok=True)
+    (sys_dev_block / f"{os.major(device)}:{os.minor(device)}").symlink_to(node)
+    return data_dir, sys_dev_block
+
+
+def _disk(root: Path) -> Path:
+    return _block_device(root, "sda2")
+
+
+@pytest.mark.parametrize(
+    ("layout", "status"),
+    [
+        ("plain partition", doctor.Status.WARN),
+        ("luks", doctor.Status.OK),
+        ("lvm on luks", doctor.Status.OK),
+        ("lvm on a plain partition", doctor.Status.WARN),
+        ("raid of luks and a plain partition", doctor.Status.WARN),
+    ],
+)
+def test_the_data_dir_should_rest_on_dm_crypt(tmp_path: Path, layout: str, status: doctor.Status) -> None:
+    root = tmp_path / "sys"
+    disk = _disk(root)
+    luks = _block_device(root, "dm-0", dm_uuid="CRYPT-LUKS2-7a1c-luks", slaves=(disk,))
+    node = {
+        "plain partition": disk,
+        "luks": luks,
+        "lvm on luks": _block_device(root, "dm-1", dm_uuid="LVM-abc", slaves=(luks,)),
+        "lvm on a plain partition": _block_device(root, "dm-2", dm_uuid="LVM-def", slaves=(disk,)),
+        "raid of luks and a plain partition": _block_device(root, "md0", slaves=(luks, disk)),
+    }[layout]
+    data_dir, sys_dev_block = _data_dir_on(tmp_path, node)
+    result = doctor.check_encrypted_storage(data_dir, sys_dev_block)
+    assert result.status is status, result
+    assert (result.fix == "") is (status is doctor.Status.OK)
+
+
+def test_an_unknown_device_is_skipped_with_advice(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    result = doctor.check_encrypted_storage(tmp_path / "data", tmp_path / "empty-sys")
+    assert result.status is doctor.Status.SKIP
+    assert "host" in result.fix
+
+
+def test_this_machines_own_disk_is_read_from_sysfs(good: Instance) -> None:
+    result = doctor.check_encrypted_storage(good.settings.data_dir)
+    device = good.settings.data_dir.stat().st_dev
+    node = Path("/sys/dev/block") / f"{os.major(device)}:{os.minor(device)}"
+    expected = (
+        doctor.Status.SKIP
+        if not node.exists()
+        else doctor.Status.OK
+        if doctor.is_encrypted_block_device(node.resolve())
+        else doctor.Status.WARN
+    )
+    assert result.status is expected
