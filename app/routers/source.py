@@ -101,8 +101,9 @@ async def submit(
     source: MaybeSource,
 ) -> Response:
     declared = request.headers.get("content-length", "")
-    admission.submissions.take()
-    admission.bytes.take(int(declared) if declared.isdigit() else 0)
+    # Checked now, counted once the submission is in: a refused or abandoned
+    # request spends no submission, and bytes are charged as they arrive.
+    admission.submissions.check()
     if source is None:
         admission.new_codenames.check()
     public_key = await to_thread.run_sync(_active_key_or_offline, factory)
@@ -117,7 +118,7 @@ async def submit(
     )
     if declared.isdigit():
         ingest.check_room(int(declared))
-    items = await receive_submission(request, ingest, limits)
+    items = await receive_submission(request, ingest, limits, admission.bytes.take)
     try:
         if ingest.fields.get(HONEYPOT_FIELD):
             # A bot filled the hidden field: it gets what looks like success.
@@ -133,6 +134,7 @@ async def submit(
     except BaseException:
         ingest.abort()
         raise
+    admission.submissions.spend()
     unstripped = [name for name, outcome in ingest.sanitised if outcome.may_hide_data]
     context = {"codename": codename, "unstripped": unstripped}
     return templates.TemplateResponse(request, "submitted.html", context)

@@ -149,6 +149,12 @@ class HourlyBudget:
                 raise TryLater()
             self._used += amount
 
+    def spend(self, amount: int = 1) -> None:
+        """Count ``amount`` without refusing: for work already checked and now done."""
+        with self._lock:
+            self._roll()
+            self._used += amount
+
 
 class Admission:
     def __init__(self, *, submissions: int, bytes_: int, new_codenames: int) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 from anyio import CapacityLimiter, to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
 
-from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge
+from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge, TryLater
 from app.intake.ingest import Limits, SealedItem, SubmissionIngest
 
 # After a refused upload the rest of the body is read and dropped, up to this
@@ -53,8 +53,17 @@ class _RequestBody:
                     return
 
 
-async def receive_submission(request: Request, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
-    """Feed the body to the ingest as it arrives; on any failure remove what it wrote."""
+Charge = Callable[[int], None]
+
+
+async def receive_submission(
+    request: Request, ingest: SubmissionIngest, limits: Limits, charge: Charge
+) -> list[SealedItem]:
+    """Feed the body to the ingest as it arrives; on any failure remove what it wrote.
+
+    ``charge`` is called with the size of each piece as it arrives, before it is
+    used: a budget is spent by bytes that came, never by a length a header claims.
+    """
     declared = request.headers.get("content-length", "")
     body = _RequestBody(request)
     # The ingest runs on a thread of this upload's own, not one of the pool the
@@ -64,9 +73,10 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
     try:
         if declared.isdigit() and int(declared) > limits.max_total_bytes:
             raise SubmissionTooLarge()
-        await _feed(body, ingest, own_thread)
+        await _feed(body, ingest, own_thread, charge)
         return await to_thread.run_sync(ingest.finish, limiter=own_thread)
-    except SubmissionError:
+    except (SubmissionError, TryLater):
+        # Over the hourly budget mid-upload too: the rest is dropped unread, so the page shows.
         ingest.abort()
         await body.drain(DRAIN_LIMIT_BYTES)
         raise
@@ -78,12 +88,12 @@ async def receive_submission(request: Request, ingest: SubmissionIngest, limits:
         raise
 
 
-async def _feed(body: _RequestBody, ingest: SubmissionIngest, thread: CapacityLimiter) -> None:
+async def _feed(body: _RequestBody, ingest: SubmissionIngest, thread: CapacityLimiter, charge: Charge) -> None:
     """Read the body in one task while the ingest encrypts what has arrived in a worker thread."""
     send, receive = anyio.create_memory_object_stream[bytes](READ_AHEAD_MESSAGES)
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(_read_ahead, body, send)
+            group.start_soon(_read_ahead, body, send, charge)
             async with receive:
                 async for chunk in receive:
                     await to_thread.run_sync(_feed_batch, ingest, [chunk, *_arrived(receive)], limiter=thread)
@@ -94,10 +104,11 @@ async def _feed(body: _RequestBody, ingest: SubmissionIngest, thread: CapacityLi
         raise failure from failure.__cause__ or context
 
 
-async def _read_ahead(body: _RequestBody, send: MemoryObjectSendStream[bytes]) -> None:
+async def _read_ahead(body: _RequestBody, send: MemoryObjectSendStream[bytes], charge: Charge) -> None:
     async with send:
         async for chunk in body.chunks():
             if chunk:
+                charge(len(chunk))
                 await send.send(chunk)
 
 

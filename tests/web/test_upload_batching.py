@@ -58,7 +58,7 @@ def _ingest(store: BlobStore, limits: Limits) -> SubmissionIngest:
 
 def _receive(body: _Body, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
     async def run() -> list[SealedItem]:
-        return await upload.receive_submission(_request(body), ingest, limits)
+        return await upload.receive_submission(_request(body), ingest, limits, charge=lambda _size: None)
 
     return anyio.run(run)
 
