@@ -128,7 +128,9 @@ def create_source_app(settings: Settings) -> FastAPI:
         off_onion=lambda request: is_off_onion(request.headers, settings.onion_address),
     )
     app.state.source_logins = SourceLogins(
-        idle_seconds=settings.source_session_idle_minutes * 60, max_seconds=SOURCE_LOGIN_MAX_SECONDS
+        idle_seconds=settings.source_session_idle_minutes * 60,
+        max_seconds=SOURCE_LOGIN_MAX_SECONDS,
+        one_per_principal=True,
     )
     app.state.admission = Admission(
         submissions=settings.max_submissions_per_hour,

@@ -13,6 +13,7 @@ import base64
 import binascii
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -49,13 +50,31 @@ class _Entry(Generic[Payload]):
 
 
 class LoginStore(Generic[Payload]):
-    """Logins with an idle timeout and an absolute lifetime, in seconds."""
+    """Logins with an idle timeout and an absolute lifetime, in seconds.
 
-    def __init__(self, *, idle_seconds: float, max_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    Expiry costs O(1) per login however many there are: logins are kept in
+    order of last use and in order of creation, so the stale ones are always
+    at the front. With ``one_per_principal``, a new login ends the principal's
+    earlier ones: one codename logged in again and again holds one login, not
+    thousands.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float,
+        max_seconds: float,
+        one_per_principal: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clock = clock
         self._idle = idle_seconds
         self._max = max_seconds
+        self._one_per_principal = one_per_principal
         self._entries: dict[bytes, _Entry[Payload]] = {}
+        self._by_use: OrderedDict[bytes, None] = OrderedDict()
+        self._by_age: OrderedDict[bytes, None] = OrderedDict()
+        self._by_principal: dict[str, set[bytes]] = {}
         self._lock = threading.Lock()
 
     def create(self, principal: str, secret: bytes, payload: Payload) -> str:
@@ -63,9 +82,15 @@ class LoginStore(Generic[Payload]):
         token = crypto.random_token(TOKEN_SIZE)
         now = self._clock()
         entry = _Entry(principal, payload, crypto.seal_for_session(token, secret), now, now)
+        sid = crypto.session_id(token)
         with self._lock:
             self._expire(now)
-            self._entries[crypto.session_id(token)] = entry
+            if self._one_per_principal:
+                self._end_principal(principal)
+            self._entries[sid] = entry
+            self._by_use[sid] = None
+            self._by_age[sid] = None
+            self._by_principal.setdefault(principal, set()).add(sid)
         return base64.urlsafe_b64encode(token).decode("ascii")
 
     def get(self, cookie: str | None) -> Login[Payload] | None:
@@ -73,16 +98,18 @@ class LoginStore(Generic[Payload]):
         if token is None:
             return None
         now = self._clock()
+        sid = crypto.session_id(token)
         with self._lock:
             self._expire(now)
-            entry = self._entries.get(crypto.session_id(token))
+            entry = self._entries.get(sid)
             if entry is None:
                 return None
             entry.last_seen = now
+            self._by_use.move_to_end(sid)
         return Login(entry.principal, entry.payload, crypto.open_for_session(token, entry.sealed_secret))
 
     def scratch(self, cookie: str | None) -> dict[str, object] | None:
-        """A live session's private scratch dict, or None. Memory only, never persisted."""
+        """A live login's private scratch dict, or None. Memory only, never persisted."""
         token = _decode(cookie)
         if token is None:
             return None
@@ -95,22 +122,40 @@ class LoginStore(Generic[Payload]):
         token = _decode(cookie)
         if token is not None:
             with self._lock:
-                self._entries.pop(crypto.session_id(token), None)
+                self._remove(crypto.session_id(token))
 
     def end_all_for(self, principal: str) -> None:
         with self._lock:
-            for sid in [sid for sid, e in self._entries.items() if e.principal == principal]:
-                del self._entries[sid]
+            self._end_principal(principal)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _end_principal(self, principal: str) -> None:
+        for sid in list(self._by_principal.get(principal, ())):
+            self._remove(sid)
+
+    def _remove(self, sid: bytes) -> None:
+        entry = self._entries.pop(sid, None)
+        if entry is None:
+            return
+        del self._by_use[sid], self._by_age[sid]
+        sids = self._by_principal[entry.principal]
+        sids.discard(sid)
+        if not sids:
+            del self._by_principal[entry.principal]
+
     def _expire(self, now: float) -> None:
-        stale = [
-            sid for sid, e in self._entries.items() if now - e.last_seen > self._idle or now - e.created > self._max
-        ]
-        for sid in stale:
-            del self._entries[sid]
+        while self._by_use:
+            sid = next(iter(self._by_use))
+            if now - self._entries[sid].last_seen <= self._idle:
+                break
+            self._remove(sid)
+        while self._by_age:
+            sid = next(iter(self._by_age))
+            if now - self._entries[sid].created <= self._max:
+                break
+            self._remove(sid)
 
 
 def _decode(cookie: str | None) -> bytes | None:

@@ -15,12 +15,14 @@ from tests.support import (
     ServerFactory,
     SettingsFactory,
     codename_in,
+    csrf_token_in,
     initialise,
     post_multipart,
     row_counts,
     stored_files,
     submit_tip,
 )
+from tests.support.inprocess import SourceFactory, TestClient
 
 
 def _source_login(server: LiveServer, client: httpx.Client, codename: str) -> httpx.Response:
@@ -208,3 +210,17 @@ def test_byte_budget_refuses_before_reading(
     assert refused.status_code == 503
     assert row_counts(server.instance.settings)["submissions"] == 1
     assert len(stored_files(server.instance.settings)) == 2  # the message and the file of the first
+
+
+def test_logging_in_again_and_again_keeps_one_login(source_client: TestClient, make_source: SourceFactory) -> None:
+    made = make_source("a tip")
+    cookies = []
+    for _ in range(5):
+        token = csrf_token_in(source_client.get("/login").text)
+        response = source_client.post("/login", data={"codename": made.codename, "csrf_token": token})
+        assert response.status_code == 303
+        cookies.append(source_client.cookies["buzon_source"])
+        source_client.cookies.delete("buzon_source")  # as a fresh Tor Browser identity would
+    logins = source_client.app.state.source_logins  # type: ignore[attr-defined]
+    assert len(logins) == 1
+    assert [logins.get(cookie) is not None for cookie in cookies] == [False] * 4 + [True]

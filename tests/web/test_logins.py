@@ -91,3 +91,29 @@ def test_a_login_keeps_its_payload_beside_the_sealed_secret() -> None:
     assert login is not None
     assert (login.principal, login.payload, login.secret) == ("editor-1", ("epoch", 7), b"keys")
     assert "keys" not in repr(login)
+
+
+def test_one_login_per_principal_when_asked() -> None:
+    store = LoginStore[None](idle_seconds=60, max_seconds=60, one_per_principal=True)
+    first, second = store.create("source-1", b"k", None), store.create("source-1", b"k", None)
+    other = store.create("source-2", b"j", None)
+    assert store.get(first) is None
+    assert store.get(second) is not None
+    assert store.get(other) is not None
+    assert len(store) == 2
+
+
+def test_expiry_follows_last_use_and_age_independently() -> None:
+    clock = Clock()
+    store = LoginStore[None](idle_seconds=100, max_seconds=250, clock=clock)
+    old, kept_busy, idle = (store.create(p, b"s", None) for p in ("old", "busy", "idle"))
+    clock.now += 90
+    assert store.get(old) is not None
+    assert store.get(kept_busy) is not None
+    clock.now += 90  # idle: 180 s unused; old and busy: 90 s
+    assert store.get(idle) is None
+    assert store.get(kept_busy) is not None
+    clock.now += 80  # 260 s since all three were made: past the absolute lifetime, however busy
+    assert store.get(kept_busy) is None
+    assert store.get(old) is None
+    assert len(store) == 0
