@@ -40,6 +40,10 @@ STRIP_FIELD = "strip_metadata"
 FILES_FIELD = "files"
 # Small form fields (tokens, checkboxes) are kept in memory; nothing else is.
 MAX_SMALL_FIELD_BYTES = 1024
+# The form has three non-file fields; junk fields are dropped unread, and this
+# many non-file parts in all (the message included) are the most one body may carry.
+KNOWN_FIELDS = frozenset({HONEYPOT_FIELD, STRIP_FIELD})
+MAX_FORM_FIELDS = 16
 MAX_PART_HEADER_BYTES = 8192
 # The longest UTF-8 character is 4 bytes, so this many bytes always suffices.
 _BYTES_PER_CHAR = 4
@@ -140,6 +144,7 @@ class SubmissionIngest:
         self._header_bytes = 0
         self.items: list[SealedItem] = []
         self.fields: dict[str, str] = {}
+        self._small_parts = 0
         # (file name, what happened to its hidden metadata), for the receipt page.
         self.sanitised: list[tuple[str, crypto.Sanitised]] = []
         self._message: bytes | None = None
@@ -245,8 +250,10 @@ class SubmissionIngest:
             part.filename = raw_filename.decode("utf-8", errors="replace")
             part.content_type = clean_content_type(self._headers.get("content-type", b""))
             self._start_file(part)
-        elif part.name == MESSAGE_FIELD and self._message is not None:
-            raise MalformedSubmission()
+        else:
+            self._small_parts += 1
+            if self._small_parts > MAX_FORM_FIELDS or (part.name == MESSAGE_FIELD and self._message is not None):
+                raise MalformedSubmission()
 
     def _start_file(self, part: _Part) -> None:
         # An empty file input still sends a part with filename=""; it is
@@ -284,7 +291,7 @@ class SubmissionIngest:
             self.items.append(self._seal_file(part))
         elif part.name == MESSAGE_FIELD:
             self._message = bytes(part.data)
-        elif part.filename is None:
+        elif part.filename is None and part.name in KNOWN_FIELDS:
             self.fields[part.name] = part.data.decode("utf-8", errors="replace")
 
     def _on_end(self) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app import crypto
 from app.errors import MalformedSubmission, MessageTooLong, TooManyFiles
-from app.intake.ingest import Limits, SealedItem, SubmissionIngest, clean_filename
+from app.intake.ingest import MAX_FORM_FIELDS, Limits, SealedItem, SubmissionIngest, clean_filename
 from app.storage import BlobStore
 from tests.support import multipart_body
 
@@ -158,4 +158,24 @@ def test_file_arrives_in_chunks_without_buffering(tmp_path: Path) -> None:
     written = _bytes_open_under(tmp_path)
     assert written >= 3 * 1024 * 1024  # all but the last chunk held back for TAG_FINAL
     ingest.abort()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_unknown_fields_are_dropped_and_not_kept_in_memory(tmp_path: Path) -> None:
+    ingest = SubmissionIngest(
+        boundary=BOUNDARY.encode(), newsroom_public_key=NEWSROOM.public, store=BlobStore(tmp_path), limits=LIMITS
+    )
+    parts: list[tuple[str, str | None, bytes]] = [("message", None, b"a tip"), ("strip_metadata", None, b"1")]
+    parts += [(f"junk{n}", None, b"x" * 1000) for n in range(10)]
+    ingest.feed(multipart_body(BOUNDARY, parts))
+    ingest.finish()
+    assert set(ingest.fields) == {"strip_metadata"}
+
+
+def test_a_flood_of_small_fields_is_refused(tmp_path: Path) -> None:
+    # 150 MiB of 1 KiB fields once stayed in memory to the end: the count of fields is capped.
+    parts: list[tuple[str, str | None, bytes]] = [("message", None, b"a tip")]
+    parts += [("website", None, b"x" * 1000) for _ in range(MAX_FORM_FIELDS + 1)]
+    with pytest.raises(MalformedSubmission):
+        _ingest(BlobStore(tmp_path), [multipart_body(BOUNDARY, parts)])
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
