@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from sqlalchemy import func, select
@@ -37,7 +37,8 @@ class Mailer:
     recipients: tuple[str, ...]
     starttls: bool = True
     username: str | None = None
-    password: str | None = None
+    # Never in a repr: a mailer printed in a log or a traceback must not carry it.
+    password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
 
     def message(self) -> EmailMessage:

@@ -105,3 +105,18 @@ def test_one_identical_notice_per_batch_and_none_without_news(
 def test_notifications_are_off_without_a_host(tmp_path: Path, make_settings: SettingsFactory) -> None:
     assert mailer_from(make_settings(tmp_path / "data", notify_recipients=["a@example.org"])) is None
     assert mailer_from(make_settings(tmp_path / "data", notify_smtp_host="127.0.0.1")) is None
+
+
+def test_the_mailer_never_shows_its_password(tmp_path: Path, make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        notify_smtp_host="smtp.example.org",
+        notify_smtp_username="buzon",
+        notify_smtp_password="hunter2-secret",
+        notify_recipients=["desk@example.org"],
+    )
+    mailer = mailer_from(settings)
+    assert mailer is not None
+    assert mailer.password == "hunter2-secret"
+    assert "hunter2-secret" not in repr(mailer)
+    assert "hunter2-secret" not in str(mailer)
