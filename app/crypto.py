@@ -7,6 +7,7 @@ rule enforces it). Constants carry the same names and values as the spec.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import re
@@ -427,9 +428,12 @@ def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
     fields = (metadata.kind, metadata.name, metadata.type, metadata.sha256, metadata.received, metadata.sanitised)
     if not all(isinstance(f, str) for f in fields):
         return False
+    not_a_file = metadata.kind != "file"
     return (
         metadata.kind in KINDS
         and metadata.sanitised in set(Sanitised)
+        and not (not_a_file and (metadata.name or metadata.sanitised))
+        and _is_receipt_time(metadata.received)
         and len(metadata.name.encode("utf-8")) <= MAX_NAME_BYTES
         and not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in metadata.name)
         and len(metadata.type) <= MAX_TYPE_CHARS
@@ -437,8 +441,21 @@ def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
         and type(metadata.size) is int
         and metadata.size >= 0
         and _SHA256_PATTERN.fullmatch(metadata.sha256) is not None
-        and len(metadata.received) <= 32
     )
+
+
+_RECEIPT_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _is_receipt_time(text: str) -> bool:
+    """``YYYY-MM-DDTHH:MM:SSZ``, and a time that exists."""
+    if _RECEIPT_TIME.fullmatch(text) is None:
+        return False
+    try:
+        datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
 
 
 def seal_metadata(data_key: bytes, metadata: EnvelopeMetadata) -> bytes:

@@ -394,12 +394,13 @@ def test_metadata_too_large_is_refused() -> None:
 
 def test_metadata_within_spec_limits_always_fits() -> None:
     metadata = EnvelopeMetadata(
-        kind="message",
+        kind="file",
         name='"' * 255,  # JSON doubles it: 510 bytes
         type='"' * 100,  # printable ASCII that JSON doubles: 200 bytes
         size=2**63,
         sha256="0" * 64,
-        received="2024-05-01T12:34:56.123456+00:00Z"[:32],
+        received="2024-05-01T12:34:56Z",
+        sanitised="not-requested",
     )
     record = crypto.seal_metadata(crypto.new_data_key(), metadata)
     assert len(record) == META_SIZE
@@ -463,6 +464,23 @@ def test_authentic_but_malformed_metadata_is_rejected(plaintext: bytes) -> None:
         crypto.open_metadata(data_key, metadata_record(data_key, plaintext))
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"kind": "message", "name": "", "sanitised": ""},
+        {"kind": "reply", "name": ""},  # no sanitised member: it reads as ""
+        {"sanitised": ""},  # a file sealed before the member existed
+        {"received": "2024-02-29T23:59:59Z"},
+    ],
+)
+def test_authentic_metadata_within_the_schema_opens(override: dict[str, Any]) -> None:
+    data_key = crypto.new_data_key()
+    fields = {**GOOD_FIELDS, **override}
+    assert crypto.open_metadata(data_key, metadata_record(data_key, json.dumps(fields).encode())) == EnvelopeMetadata(
+        **fields
+    )
+
+
 def test_authentic_metadata_with_any_json_layout_opens() -> None:
     data_key = crypto.new_data_key()
     document = json.dumps(GOOD_FIELDS, indent=4, sort_keys=True).encode()
@@ -485,6 +503,17 @@ def test_authentic_deeply_nested_metadata_is_rejected() -> None:
         {"size": True},
         {"sha256": "not a digest"},
         {"received": 0},
+        {"received": "2024-05-01T12:34:56"},  # no zone
+        {"received": "2024-05-01T12:34:56.123Z"},  # finer than the second
+        {"received": "2024-05-01T12:34:56+00:00"},
+        {"received": "2024-02-30T12:34:56Z"},  # no such day
+        {"received": "2024-05-01T24:00:00Z"},
+        {"received": "٢٠٢٤-05-01T12:34:56Z"},  # digits of another script
+        {"received": " 2024-05-01T12:34:56Z"},
+        {"kind": "message", "name": "a.txt", "sanitised": ""},  # a message names no file
+        {"kind": "message", "name": "", "sanitised": "stripped"},  # and nothing was stripped from it
+        {"kind": "reply", "name": "", "sanitised": "not-requested"},
+        {"sanitised": "cleaned"},
     ],
 )
 def test_authentic_metadata_violating_schema_is_rejected(override: dict[str, Any]) -> None:
