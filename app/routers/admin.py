@@ -112,7 +112,7 @@ async def delete(request: Request, editor_id: str, admin: Admin, db: DbDep, logi
 
 @router.get("/keys", response_class=HTMLResponse)
 def keys_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep) -> Response:
-    holders = dict(db.execute(select(KeyGrant.key_id, func.count()).group_by(KeyGrant.key_id)).tuples().all())
+    holders = dict(db.execute(select(KeyGrant.key_id, func.count()).group_by(KeyGrant.key_id)).all())
     newsroom_keys = list(db.scalars(select(NewsroomKey).order_by(NewsroomKey.created_on.desc(), NewsroomKey.key_id)))
     context = {"editor": admin, "keys": newsroom_keys, "holders": holders}
     return templates.TemplateResponse(request, "admin_keys.html", context)

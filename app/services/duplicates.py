@@ -66,7 +66,7 @@ def duplicates_for_source(*, session: Session, source_id: str) -> dict[str, list
         select(Item.id, Item.dup_tag)
         .join(Submission, Submission.id == Item.submission_id)
         .where(Submission.source_id == source_id, Item.dup_tag.is_not(None))
-    ).tuples()
+    )
     # A Result has .keys(), so dict(result) would take it for a mapping.
     mine = {item_id: tag for item_id, tag in rows if tag is not None}
     if not mine:
@@ -77,7 +77,7 @@ def duplicates_for_source(*, session: Session, source_id: str) -> dict[str, list
         .join(Source, Source.id == Submission.source_id)
         .where(Item.dup_tag.in_(set(mine.values())), Source.id != source_id)
         .distinct()
-    ).tuples()
+    )
     by_tag: dict[bytes, list[tuple[str, str]]] = {}
     for tag, other_id, designation in elsewhere:
         if tag is None:

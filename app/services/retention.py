@@ -54,7 +54,7 @@ def upcoming(
         )
         .group_by(Source.last_submission_on)
         .order_by(Source.last_submission_on)
-    ).tuples()
+    )
     return [UpcomingDeletion(day + dt.timedelta(days=retention_days), count) for day, count in rows]
 
 

@@ -81,9 +81,9 @@ def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: crypto.New
         f"i:{item_id}": source_id
         for item_id, source_id in session.execute(
             select(Item.id, Submission.source_id).join(Submission, Submission.id == Item.submission_id)
-        ).tuples()
+        )
     }
-    current.update({f"n:{nid}": sid for nid, sid in session.execute(select(Note.id, Note.source_id)).tuples()})
+    current.update({f"n:{nid}": sid for nid, sid in session.execute(select(Note.id, Note.source_id))})
     for gone in cache.texts.keys() - current.keys():
         del cache.texts[gone]
     missing = [key for key in current if key not in cache.texts]

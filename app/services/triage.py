@@ -89,7 +89,7 @@ def _inbox_query() -> _InboxQuery:
 
 
 def _rows(session: Session, query: _InboxQuery) -> list[InboxRow]:
-    found = list(session.execute(query).tuples())
+    found = list(session.execute(query))
     # One query for the tags of the whole page, not one per source.
     tags: dict[str, list[str]] = {}
     page_ids = [row[0] for row in found]
@@ -145,7 +145,7 @@ def rows_for_ids(*, session: Session, source_ids: Iterable[str], limit: int, off
     ids = list(source_ids)
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
-        order += session.execute(select(Source.last_submission_on, Source.id).where(Source.id.in_(chunk))).tuples()
+        order += session.execute(select(Source.last_submission_on, Source.id).where(Source.id.in_(chunk)))
     order.sort(reverse=True)  # inbox order: newest day first, then id descending
     page = [sid for _, sid in order[offset : offset + limit]]
     if not page:
@@ -170,7 +170,7 @@ def mark_opened(*, session: Session, source: Source) -> None:
 
 def editors_by_name(session: Session) -> list[tuple[str, str]]:
     """(id, username) of every editor, for the assignee choices."""
-    return list(session.execute(select(Editor.id, Editor.username).order_by(Editor.username)).tuples())
+    return list(session.execute(select(Editor.id, Editor.username).order_by(Editor.username)))
 
 
 # --- status, star, assignee, hiding ---------------------------------------------------

@@ -20,7 +20,7 @@ from app.main import create_editor_app
 from app.services import editors, invites, keys, replies, triage
 from app.storage import BlobStore
 from tests.support import EditorAccount, Instance, csrf_token_in, stored_files
-from tests.support.inprocess import ALLOW_DEPRECATED_TUPLES, EditorFactory, SourceFactory, TestClient
+from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
 from tests.support.routes import post_paths
 
 BASE_URL = "http://127.0.0.1:8081"
@@ -163,7 +163,6 @@ def _actor(kind: str, db: Session, make_editor: EditorFactory) -> EditorAccount:
     return made.account
 
 
-@ALLOW_DEPRECATED_TUPLES
 @pytest.mark.parametrize("kind", ["revoked", "never granted"])
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_an_editor_without_the_key_changes_nothing(
@@ -187,7 +186,6 @@ def test_an_editor_without_the_key_changes_nothing(
         assert client.cookies.get("buzon_editor") is None or kind == "never granted"
 
 
-@ALLOW_DEPRECATED_TUPLES
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_an_editor_holding_the_key_changes_something(
     instance: Instance,

@@ -13,7 +13,7 @@ from app.services import retention
 from app.services.retention import UpcomingDeletion
 from app.storage import BlobStore
 from tests.support import Instance, stored_files
-from tests.support.inprocess import ALLOW_DEPRECATED_TUPLES, MadeSource, SourceFactory
+from tests.support.inprocess import MadeSource, SourceFactory
 
 TODAY = dt.date(2025, 3, 1)
 DAYS = 30
@@ -97,7 +97,6 @@ def test_apply_retention_agrees_with_deletion_day(db: Session, store: BlobStore,
     assert len(expected) == 3
 
 
-@ALLOW_DEPRECATED_TUPLES
 def test_upcoming_counts_the_deletions_of_each_day_in_the_warning_window(
     db: Session, make_source: SourceFactory
 ) -> None:

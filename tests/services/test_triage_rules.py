@@ -11,7 +11,7 @@ from app.db.models import SOURCE_STATUSES, AuditEntry, SourceTag, Tag
 from app.services import keys, triage
 from app.services.triage import ASSIGNEE_ME, ASSIGNEE_NONE, STATUS_ALL, InboxFilter, InvalidChange, SourceNotFound
 from tests.support import Instance
-from tests.support.inprocess import ALLOW_DEPRECATED_TUPLES, EditorFactory, MadeSource, SourceFactory
+from tests.support.inprocess import EditorFactory, MadeSource, SourceFactory
 
 ACTOR = "ana"
 
@@ -196,7 +196,6 @@ def test_opening_a_source_clears_its_unread_count(db: Session, make_source: Sour
     assert made.source.unread == 0
 
 
-@ALLOW_DEPRECATED_TUPLES
 def test_inbox_filters_pick_exactly_their_sources(
     db: Session, make_source: SourceFactory, make_editor: EditorFactory
 ) -> None:

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-import pytest
 from sqlalchemy.orm import Session
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -31,13 +30,6 @@ from tests.support import EditorAccount, csrf_token_in, multipart_body
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", StarletteDeprecationWarning)
     from starlette.testclient import TestClient as TestClient
-
-# Some services (the inbox, retention warnings, search) still call Result.tuples(),
-# which SQLAlchemy 2.1 deprecates. Out of process the warning goes unseen; here
-# ``filterwarnings = error`` would turn it into a failure of the test calling them.
-ALLOW_DEPRECATED_TUPLES = pytest.mark.filterwarnings(
-    r"ignore:The Result\.tuples\(\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"
-)
 
 # (file name, content), as a browser's file input sends them.
 Upload = tuple[str, bytes]
