@@ -30,7 +30,7 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import NotFound
-from app.services import deletion, desk, keys, replies, retention, search, submissions, triage
+from app.services import audit, deletion, desk, keys, replies, retention, search, submissions, triage
 from app.services.editors import LoginFailed, UnlockedEditor, pack_keys
 from app.settings import Settings
 from app.web import downloads
@@ -173,6 +173,8 @@ def search_page(
         )
     except search.InvalidQuery:
         found = None
+    if q:
+        audit.record_read(db, actor=editor.username, action="search")
     rows = (
         []
         if found is None
@@ -209,6 +211,7 @@ def source_page(
         newsroom_keys=editor.newsroom_keys,
         retention_days=settings.retention_days,
     )
+    audit.record_read(db, actor=editor.username, action="source view", target=view.designation)
     context = {"editor": editor, "source": view, "statuses": SOURCE_STATUSES, "max_tag": triage.MAX_TAG_CHARS}
     return templates.TemplateResponse(request, "source.html", context)
 
@@ -389,6 +392,7 @@ def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) ->
     metadata, chunks = submissions.open_item_stream(
         session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
     )
+    audit.record_read(db, actor=editor.username, action="item download", target=audit.item_target(db, item_id))
     # The first batch is decrypted before the status line, so a tampered body that fits
     # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
     body = downloads.primed(downloads.batched(chunks))

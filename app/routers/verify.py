@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from app import crypto
 from app.deps import CurrentEditor, DbDep, StoreDep, TemplatesDep
 from app.errors import NotFound
-from app.services import submissions
+from app.services import audit, submissions
 from app.storage import BlobStore
 
 if TYPE_CHECKING:
@@ -30,11 +30,12 @@ router = APIRouter()
 
 
 def _open_in_memory(
-    db: DbDep, store: BlobStore, item_id: str, editor: CurrentEditor
+    db: DbDep, store: BlobStore, item_id: str, editor: CurrentEditor, action: str
 ) -> tuple[crypto.EnvelopeMetadata, bytes | None]:
     metadata, chunks = submissions.open_item_stream(
         session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
     )
+    audit.record_read(db, actor=editor.username, action=action, target=audit.item_target(db, item_id))
     if metadata.kind != "file" or metadata.size > MAX_INSPECT_BYTES:
         return metadata, None
     return metadata, b"".join(chunks)
@@ -49,7 +50,7 @@ async def report(
         # that the server need not hold until an editor first inspects a file.
         from app.media.report import metadata_report, safe_preview
 
-        metadata, data = _open_in_memory(db, store, item_id, editor)
+        metadata, data = _open_in_memory(db, store, item_id, editor, "item report")
         if data is None:
             return metadata, None, False
         return (
@@ -75,7 +76,7 @@ async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDe
     def build() -> bytes | None:
         from app.media.report import safe_preview
 
-        _, data = _open_in_memory(db, store, item_id, editor)
+        _, data = _open_in_memory(db, store, item_id, editor, "item preview")
         return None if data is None else safe_preview(data)
 
     png = await to_thread.run_sync(build)
