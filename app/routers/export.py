@@ -1,11 +1,12 @@
-"""Editor downloads for offline work: a source's encrypted bundle and the editor's key file."""
+"""The editor's own account (passphrase, key file) and downloads for offline work (a source's encrypted bundle)."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+from anyio import to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from app.deps import (
     CSRF_FIELD,
@@ -15,12 +16,15 @@ from app.deps import (
     LoginThrottleDep,
     SameOrigin,
     SessionFactoryDep,
+    SettingsDep,
     StoreDep,
     TemplatesDep,
     check_csrf,
 )
 from app.formats.filenames import safe_filename
+from app.passphrases import MIN_CHARS, weakness
 from app.services import editors, export
+from app.services.editors import UnlockedEditor
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
 
@@ -40,9 +44,56 @@ def export_source(source_id: str, editor: CurrentEditor, db: DbDep, store: Store
     return StreamingResponse(export.bundle_chunks(store, plan), media_type="application/x-tar", headers=headers)
 
 
+def _account_page(
+    request: Request, templates: TemplatesDep, editor: UnlockedEditor, status_code: int = 200, **context: object
+) -> Response:
+    context = {"editor": editor, "min_chars": MIN_CHARS, **context}
+    return templates.TemplateResponse(request, "account.html", context, status_code=status_code)
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account(request: Request, editor: CurrentEditor, templates: TemplatesDep) -> Response:
-    return templates.TemplateResponse(request, "account.html", {"editor": editor})
+    return _account_page(request, templates, editor)
+
+
+@router.post("/account/passphrase", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def change_passphrase(
+    request: Request,
+    editor: CurrentEditor,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    kdf_gate: KdfGateDep,
+    throttle: LoginThrottleDep,
+) -> Response:
+    """A new passphrase for the editor's own key; every login of the account ends, this one too."""
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    new = form.get("new_passphrase", "")
+    if new != form.get("new_passphrase_confirm", ""):
+        return _account_page(request, templates, editor, 400, change_error="The two new passphrases differ.")
+    problem = await to_thread.run_sync(lambda: weakness(new, username=editor.username))
+    if problem:
+        return _account_page(request, templates, editor, 400, change_error=problem)
+    if not throttle.admit(editor.username):
+        return _account_page(request, templates, editor, 429, throttled=True)
+
+    def change() -> None:
+        with factory() as session:
+            editors.change_passphrase(
+                session=session,
+                editor_id=editor.editor_id,
+                current=form.get("passphrase", ""),
+                new=new,
+                kdf=settings.editor_kdf,
+            )
+
+    try:
+        await kdf_gate.run(change, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
+    except editors.LoginFailed:
+        throttle.failed(editor.username)
+        return _account_page(request, templates, editor, 401, change_error="Your current passphrase is not right.")
+    return RedirectResponse("/login?passphrase_changed=1", status_code=303)
 
 
 @router.post("/account/key-file", dependencies=[SameOrigin])
@@ -59,7 +110,7 @@ async def key_file(
     form = await read_small_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     if not throttle.admit(editor.username):
-        return templates.TemplateResponse(request, "account.html", {"editor": editor, "throttled": True}, 429)
+        return _account_page(request, templates, editor, 429, throttled=True)
 
     def fetch() -> bytes | None:
         with factory() as session:
@@ -72,6 +123,6 @@ async def key_file(
     content = await kdf_gate.run(fetch, wait_seconds=EDITOR_KDF_WAIT_SECONDS)
     if content is None:
         throttle.failed(editor.username)
-        return templates.TemplateResponse(request, "account.html", {"editor": editor, "wrong": True}, 401)
+        return _account_page(request, templates, editor, 401, wrong=True)
     filename = safe_filename(f"buzon-key-{editor.username}.json")
     return Response(content, media_type="application/json", headers={"Content-Disposition": _attachment(filename)})

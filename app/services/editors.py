@@ -166,6 +166,27 @@ def check_passphrase(*, session: Session, editor_id: str, passphrase: str) -> bo
     return True
 
 
+def change_passphrase(*, session: Session, editor_id: str, current: str, new: str, kdf: crypto.KdfParams) -> None:
+    """Rewrap the editor's key under ``new``, and end every login of the account.
+
+    LoginFailed if ``current`` does not unwrap the key. Two Argon2id runs. The
+    key itself stays, so grants, sealed TOTP record and key files made with the
+    old passphrase still name the same key; an old key file still needs the old
+    passphrase.
+    """
+    editor = session.get(Editor, editor_id)
+    if editor is None or len(new.encode("utf-8")) > crypto.MAX_PASSPHRASE_BYTES:
+        raise LoginFailed()
+    try:
+        keypair = crypto.unwrap_secret_key(editor.wrapped_secret_key, current)
+    except (crypto.DecryptionError, crypto.InputTooLongError) as e:
+        raise LoginFailed() from e
+    editor.wrapped_secret_key = crypto.wrap_secret_key(keypair.secret, new, kdf)
+    editor.session_epoch += 1
+    audit.record(session, actor=editor.username, action="changed passphrase")
+    session.commit()
+
+
 def list_editors(session: Session) -> list[Editor]:
     return list(session.scalars(select(Editor).order_by(Editor.username)))
 

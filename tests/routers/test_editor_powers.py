@@ -24,8 +24,16 @@ from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
 from tests.support.routes import post_paths
 
 BASE_URL = "http://127.0.0.1:8081"
-# POST routes that change nothing of the newsroom's, or come before any login.
-NEEDS_NO_KEY = {"/login", "/logout", "/account/key-file", "/invite/{token}", "/invite/{token}/confirm"}
+# POST routes that change nothing of the newsroom's (an editor's own passphrase is
+# theirs to change, granted or not), or come before any login.
+NEEDS_NO_KEY = {
+    "/login",
+    "/logout",
+    "/account/key-file",
+    "/account/passphrase",
+    "/invite/{token}",
+    "/invite/{token}/confirm",
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""An editor changes their own passphrase: the key stays, the old passphrase and every login end."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.db.models import AuditEntry, Editor
+from tests.support import EditorAccount, csrf_token_in
+from tests.support.inprocess import EditorFactory, MadeEditor, TestClient, log_in
+
+NEW = "seven random words make a fine passphrase"
+
+
+def _change(client: TestClient, current: str, new: str, confirm: str | None = None) -> int:
+    token = csrf_token_in(client.get("/account").text)
+    form = {"passphrase": current, "new_passphrase": new, "new_passphrase_confirm": new if confirm is None else confirm}
+    status: int = client.post("/account/passphrase", data={**form, "csrf_token": token}).status_code
+    return status
+
+
+def _logs_in(client: TestClient, account: EditorAccount) -> bool:
+    token = csrf_token_in(client.get("/login").text)
+    form = {"username": account.username, "passphrase": account.passphrase, "otp": account.otp(), "csrf_token": token}
+    status: int = client.post("/login", data=form).status_code
+    return status == 303
+
+
+@pytest.fixture
+def ana(make_editor: EditorFactory, editor_client: TestClient) -> MadeEditor:
+    made = make_editor("ana")
+    log_in(editor_client, made.account)
+    return made
+
+
+def _row(db: Session, editor_id: str) -> Editor:
+    db.expire_all()
+    row = db.get(Editor, editor_id)
+    assert row is not None
+    return row
+
+
+def test_a_new_passphrase_locks_the_same_key_and_ends_every_login(
+    db: Session, editor_client: TestClient, ana: MadeEditor
+) -> None:
+    before = _row(db, ana.id)
+    old_key = crypto.unwrap_secret_key(before.wrapped_secret_key, ana.account.passphrase)
+    assert _change(editor_client, ana.account.passphrase, NEW) == 303
+    # This login ended too: the desk sends it back to the login page.
+    assert editor_client.get("/").status_code == 303
+    after = _row(db, ana.id)
+    assert crypto.unwrap_secret_key(after.wrapped_secret_key, NEW) == old_key
+    with pytest.raises(crypto.DecryptionError):
+        crypto.unwrap_secret_key(after.wrapped_secret_key, ana.account.passphrase)
+    assert not _logs_in(editor_client, ana.account)
+    assert _logs_in(editor_client, dataclasses.replace(ana.account, passphrase=NEW))
+    actions = [e.action for e in db.scalars(select(AuditEntry).where(AuditEntry.actor == "ana"))]
+    assert "changed passphrase" in actions
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "confirm", "status"),
+    [
+        ("not my passphrase at all", NEW, None, 401),
+        (None, NEW, NEW + " typo", 400),
+        (None, "too short", None, 400),
+        (None, "ana ana ana ana ana ana ana", None, 400),  # holds the username
+    ],
+)
+def test_a_refused_change_changes_nothing(
+    db: Session,
+    editor_client: TestClient,
+    ana: MadeEditor,
+    current: str | None,
+    new: str,
+    confirm: str | None,
+    status: int,
+) -> None:
+    wrapped = _row(db, ana.id).wrapped_secret_key
+    assert _change(editor_client, current or ana.account.passphrase, new, confirm) == status
+    assert _row(db, ana.id).wrapped_secret_key == wrapped
+    assert editor_client.get("/").status_code == 200  # still logged in
