@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from functools import partial
 
-import segno
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from markupsafe import Markup
 
 from app.deps import (
     CSRF_FIELD,
@@ -29,6 +27,7 @@ from app.services import editors, invites
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
 from app.web.logins import Enrolment
+from app.web.totp import totp_setup_context
 
 ENROL_COOKIE = "buzon_enrol"
 
@@ -49,11 +48,9 @@ def _passphrase_page(request: Request, templates: TemplatesDep, username: str, e
 def _totp_page(
     request: Request, templates: TemplatesDep, token: str, username: str, totp_secret: str, *, error: bool
 ) -> Response:
-    uri = editors.totp_uri(username=username, totp_secret=totp_secret)
-    # Drawn on the server as inline SVG: no script, no image request, no third party.
-    qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, light="#fff"))  # noqa: S704 - our own markup
-    grouped = " ".join(totp_secret[i : i + 4] for i in range(0, len(totp_secret), 4))
-    context = {"username": username, "qr": qr, "secret": grouped, "error": error, "action": f"/invite/{token}/confirm"}
+    context = totp_setup_context(
+        username=username, totp_secret=totp_secret, action=f"/invite/{token}/confirm", error=error
+    )
     return templates.TemplateResponse(request, "enrol_totp.html", context, status_code=400 if error else 200)
 
 

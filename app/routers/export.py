@@ -10,9 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from app.deps import (
     CSRF_FIELD,
+    EDITOR_COOKIE,
     CurrentEditor,
     DbDep,
+    EditorLoginsDep,
     KdfGateDep,
+    LoginRequired,
     LoginThrottleDep,
     SameOrigin,
     SessionFactoryDep,
@@ -27,6 +30,7 @@ from app.services import editors, export
 from app.services.editors import UnlockedEditor
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
+from app.web.totp import totp_setup_context
 
 router = APIRouter()
 
@@ -94,6 +98,76 @@ async def change_passphrase(
         throttle.failed(editor.username)
         return _account_page(request, templates, editor, 401, change_error="Your current passphrase is not right.")
     return RedirectResponse("/login?passphrase_changed=1", status_code=303)
+
+
+# The new TOTP secret waits in the login's own memory between the two steps.
+_PENDING_TOTP = "pending_totp_secret"
+
+
+@router.post("/account/totp", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def start_totp_change(
+    request: Request,
+    editor: CurrentEditor,
+    factory: SessionFactoryDep,
+    templates: TemplatesDep,
+    kdf_gate: KdfGateDep,
+    throttle: LoginThrottleDep,
+    logins: EditorLoginsDep,
+) -> Response:
+    """Step one of a new phone: the passphrase, then a fresh secret to scan. The old one works until step two."""
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    if not throttle.admit(editor.username):
+        return _account_page(request, templates, editor, 429, throttled=True)
+
+    def check() -> bool:
+        with factory() as session:
+            return editors.check_passphrase(
+                session=session, editor_id=editor.editor_id, passphrase=form.get("passphrase", "")
+            )
+
+    if not await kdf_gate.run(check, wait_seconds=EDITOR_KDF_WAIT_SECONDS):
+        throttle.failed(editor.username)
+        return _account_page(request, templates, editor, 401, totp_wrong=True)
+    scratch = logins.scratch(request.cookies.get(EDITOR_COOKIE))
+    if scratch is None:
+        raise LoginRequired()
+    secret = scratch[_PENDING_TOTP] = editors.new_totp_secret()
+    context = totp_setup_context(
+        username=editor.username, totp_secret=secret, action="/account/totp/confirm", error=False
+    )
+    return templates.TemplateResponse(request, "enrol_totp.html", context)
+
+
+@router.post("/account/totp/confirm", response_class=HTMLResponse, dependencies=[SameOrigin])
+async def confirm_totp_change(
+    request: Request,
+    editor: CurrentEditor,
+    factory: SessionFactoryDep,
+    templates: TemplatesDep,
+    logins: EditorLoginsDep,
+) -> Response:
+    form = await read_small_form(request)
+    check_csrf(request, form.get(CSRF_FIELD))
+    scratch = logins.scratch(request.cookies.get(EDITOR_COOKIE))
+    secret = None if scratch is None else scratch.get(_PENDING_TOTP)
+    if not isinstance(secret, str):
+        return RedirectResponse("/account", status_code=303)
+
+    def replace() -> None:
+        with factory() as session:
+            editors.replace_totp(
+                session=session, editor_id=editor.editor_id, totp_secret=secret, otp=form.get("otp", "")
+            )
+
+    try:
+        await to_thread.run_sync(replace)
+    except editors.LoginFailed:
+        context = totp_setup_context(
+            username=editor.username, totp_secret=secret, action="/account/totp/confirm", error=True
+        )
+        return templates.TemplateResponse(request, "enrol_totp.html", context, status_code=400)
+    return RedirectResponse("/login?totp_changed=1", status_code=303)
 
 
 @router.post("/account/key-file", dependencies=[SameOrigin])

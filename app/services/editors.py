@@ -187,6 +187,27 @@ def change_passphrase(*, session: Session, editor_id: str, current: str, new: st
     session.commit()
 
 
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def replace_totp(*, session: Session, editor_id: str, totp_secret: str, otp: str) -> None:
+    """Make ``totp_secret`` the account's TOTP secret, if ``otp`` is a current code for it.
+
+    For a lost or exposed phone: the old secret stops working, and every login
+    of the account ends. LoginFailed for a wrong code; nothing changes then.
+    """
+    counter = _matching_counter(totp_secret, otp.strip().replace(" ", ""), 0)
+    editor = session.get(Editor, editor_id)
+    if counter is None or editor is None:
+        raise LoginFailed()
+    # The confirming code cannot log in again: it is the record's first spent step.
+    editor.sealed_totp_secret = crypto.seal_totp_record(editor.public_key, crypto.TotpRecord(totp_secret, counter))
+    editor.session_epoch += 1
+    audit.record(session, actor=editor.username, action="replaced two-factor")
+    session.commit()
+
+
 def list_editors(session: Session) -> list[Editor]:
     return list(session.scalars(select(Editor).order_by(Editor.username)))
 

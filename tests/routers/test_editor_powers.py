@@ -31,6 +31,8 @@ NEEDS_NO_KEY = {
     "/logout",
     "/account/key-file",
     "/account/passphrase",
+    "/account/totp",
+    "/account/totp/confirm",
     "/invite/{token}",
     "/invite/{token}/confirm",
 }
