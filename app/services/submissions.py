@@ -151,9 +151,22 @@ def open_source_submissions(
     return opened
 
 
-def _open_item(item: Item, store: BlobStore, newsroom_keys: crypto.NewsroomKeys) -> OpenedItem:
+def _open_envelope(item: Item, newsroom_keys: crypto.NewsroomKeys) -> tuple[bytes, crypto.EnvelopeMetadata]:
+    """The data key and metadata, checked against the row as the offline reader checks the bundle.
+
+    The row's clear ``kind`` and ``body_size`` must say what the sealed metadata
+    says: a message relabelled as a file, or a size that is not the Padmé size
+    of the content, is a tampered row (DecryptionError).
+    """
     data_key = crypto.open_capsule(item.capsule, newsroom_keys)
     metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    if metadata.kind != item.kind or item.body_size != crypto.body_size(metadata.size):
+        raise crypto.DecryptionError()
+    return data_key, metadata
+
+
+def _open_item(item: Item, store: BlobStore, newsroom_keys: crypto.NewsroomKeys) -> OpenedItem:
+    data_key, metadata = _open_envelope(item, newsroom_keys)
     text = None
     if item.kind == "message" and metadata.size <= MAX_INLINE_MESSAGE_BYTES:
         text = read_body(store, item.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
@@ -168,8 +181,7 @@ def open_item_stream(
     if item is None:
         raise ItemNotFound()
     try:
-        data_key = crypto.open_capsule(item.capsule, newsroom_keys)
-        metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+        data_key, metadata = _open_envelope(item, newsroom_keys)
     except crypto.DecryptionError as e:
         raise ItemNotFound() from e
     blob_name = item.blob_name
