@@ -27,6 +27,7 @@ from app.services import audit, editors, invites, keys
 from app.services.housekeeping import sweep_store
 from app.settings import Settings
 from app.storage import BlobStore
+from app.web.http_protocol import HardenedH11Protocol
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Buzón, an anonymous tip line.")
 editor_cli = typer.Typer(no_args_is_help=True, help="Manage editor accounts.")
@@ -250,6 +251,7 @@ def _server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         date_header=False,
         log_level="warning",
         h11_max_incomplete_event_size=64 * 1024,
+        http=HardenedH11Protocol,
     )
 
 
