@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 
 from anyio import to_thread
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import utc_today
 from app.services.deletion import scrub_database
-from app.services.housekeeping import sweep_store
+from app.services.housekeeping import restamp_rows, sweep_store
 from app.services.notifications import NewTipNotifier, mailer_from
 from app.services.retention import apply_retention
 from app.settings import Settings
@@ -84,11 +87,17 @@ def install_store_sweep(app: FastAPI, factory: sessionmaker[Session], store: Blo
     of other processes that share the store and are not restarted.
     """
 
+    restamped_on: list[dt.date] = []
+
     def job() -> None:
         sweep_store(factory, store)
         # A deletion whose WAL checkpoint long readers kept busy is finished here.
         with factory() as session:
             scrub_database(session)
+            engine = session.get_bind()
+        # Once a UTC day: PostgreSQL's transaction ids then order at most one day's rows.
+        if isinstance(engine, Engine) and utc_today() not in restamped_on and restamp_rows(engine):
+            restamped_on[:] = [utc_today()]
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=False, name="store sweep")
 
