@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from app.settings import MIB
-from tests.support import LiveServer, ServerFactory, SettingsFactory, initialise, multipart_body, submit_tip
+from tests.support import LiveServer, ServerFactory, SettingsFactory, initialise, multipart_body, raw_http, submit_tip
 
 BYTES_PER_HOUR = 4 * MIB
 
@@ -32,12 +31,7 @@ def _headers_only(server: LiveServer, client: httpx.Client, declared: int) -> No
         f"POST {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\nCookie: {cookies}\r\n"
         f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {declared}\r\n\r\n"
     )
-    with socket.create_connection((url.hostname, url.port), timeout=10) as raw:
-        raw.sendall(request.encode())
-        raw.shutdown(socket.SHUT_WR)
-        raw.settimeout(10)
-        while raw.recv(65536):
-            pass
+    raw_http(server.source_url, request.encode())
 
 
 def test_declared_lengths_without_bodies_spend_no_budget_and_no_submission(

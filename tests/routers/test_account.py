@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.db.models import AuditEntry, Editor
-from tests.support import EditorAccount, csrf_token_in
-from tests.support.inprocess import EditorFactory, MadeEditor, TestClient, log_in
+from tests.support import csrf_token_in
+from tests.support.inprocess import EditorFactory, MadeEditor, TestClient, log_in, try_log_in
 
 NEW = "seven random words make a fine passphrase"
 
@@ -24,13 +24,6 @@ def _change(client: TestClient, current: str, new: str, confirm: str | None = No
     form = {"passphrase": current, "new_passphrase": new, "new_passphrase_confirm": new if confirm is None else confirm}
     status: int = client.post("/account/passphrase", data={**form, "csrf_token": token}).status_code
     return status
-
-
-def _logs_in(client: TestClient, account: EditorAccount) -> bool:
-    token = csrf_token_in(client.get("/login").text)
-    form = {"username": account.username, "passphrase": account.passphrase, "otp": account.otp(), "csrf_token": token}
-    status: int = client.post("/login", data=form).status_code
-    return status == 303
 
 
 @pytest.fixture
@@ -59,8 +52,8 @@ def test_a_new_passphrase_locks_the_same_key_and_ends_every_login(
     assert crypto.unwrap_secret_key(after.wrapped_secret_key, NEW) == old_key
     with pytest.raises(crypto.DecryptionError):
         crypto.unwrap_secret_key(after.wrapped_secret_key, ana.account.passphrase)
-    assert not _logs_in(editor_client, ana.account)
-    assert _logs_in(editor_client, dataclasses.replace(ana.account, passphrase=NEW))
+    assert not try_log_in(editor_client, ana.account)
+    assert try_log_in(editor_client, dataclasses.replace(ana.account, passphrase=NEW))
     actions = [e.action for e in db.scalars(select(AuditEntry).where(AuditEntry.actor == "ana"))]
     assert "changed passphrase" in actions
 
@@ -122,12 +115,12 @@ def test_a_new_phone_replaces_the_old_one_and_ends_every_login(
     assert _confirm(editor_client, code) == 303
     assert editor_client.get("/").status_code == 303  # logged out, this login too
     # The old phone's codes no longer log in; the new phone's do (but not the code that confirmed it).
-    assert not _logs_in(editor_client, ana.account)
+    assert not try_log_in(editor_client, ana.account)
     new_phone = dataclasses.replace(ana.account, totp_secret=secret)
     token = csrf_token_in(editor_client.get("/login").text)
     reused = {"username": "ana", "passphrase": ana.account.passphrase, "otp": code, "csrf_token": token}
     assert editor_client.post("/login", data=reused).status_code == 401
-    assert _logs_in(editor_client, new_phone)
+    assert try_log_in(editor_client, new_phone)
     actions = [e.action for e in db.scalars(select(AuditEntry).where(AuditEntry.actor == "ana"))]
     assert "replaced two-factor" in actions
 

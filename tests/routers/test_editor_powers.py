@@ -8,7 +8,7 @@ and after each try; only the granted admin may change them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -20,10 +20,9 @@ from app.main import create_editor_app
 from app.services import editors, invites, keys, replies, triage
 from app.storage import BlobStore
 from tests.support import EditorAccount, Instance, csrf_token_in, stored_files
-from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
+from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, try_log_in
 from tests.support.routes import post_paths
 
-BASE_URL = "http://127.0.0.1:8081"
 # POST routes that change nothing of the newsroom's (an editor's own passphrase is
 # theirs to change, granted or not), or come before any login.
 NEEDS_NO_KEY = {
@@ -105,7 +104,7 @@ def _world(db: Session, instance: Instance, make_source: SourceFactory, make_edi
         newsroom_public_key=public_key,
     )
     triage.add_note(session=db, source=source, text="sounds credible", author="setup", newsroom_public_key=public_key)
-    store = _store(instance)
+    store = BlobStore(instance.settings.store_dir)
     replies.send_reply(
         session=db, store=store, source=source, text="Thank you.", newsroom_public_key=public_key, author="setup"
     )
@@ -123,10 +122,6 @@ def _world(db: Session, instance: Instance, make_source: SourceFactory, make_edi
     )
 
 
-def _store(instance: Instance) -> BlobStore:
-    return BlobStore(instance.settings.store_dir)
-
-
 Snapshot = tuple[dict[str, list[str]], list[str]]
 
 
@@ -141,27 +136,10 @@ def _snapshot(instance: Instance, db: Session) -> Snapshot:
     return rows, files
 
 
-def _try_log_in(client: TestClient, account: EditorAccount) -> bool:
-    token = csrf_token_in(client.get("/login").text)
-    form = {"username": account.username, "passphrase": account.passphrase, "otp": account.otp(), "csrf_token": token}
-    status: int = client.post("/login", data=form).status_code
-    return status == 303
-
-
 def _post(client: TestClient, path: str, data: dict[str, str]) -> int:
     token = csrf_token_in(client.get("/login").text)
     status: int = client.post(path, data={**data, "csrf_token": token}).status_code
     return status
-
-
-@pytest.fixture
-def client(instance: Instance) -> Iterator[TestClient]:
-    app = create_editor_app(instance.settings)
-    try:
-        with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
-            yield client
-    finally:
-        app.state.engine.dispose()
 
 
 def _actor(kind: str, db: Session, make_editor: EditorFactory) -> EditorAccount:
@@ -180,20 +158,20 @@ def test_an_editor_without_the_key_changes_nothing(
     db: Session,
     make_source: SourceFactory,
     make_editor: EditorFactory,
-    client: TestClient,
+    editor_client: TestClient,
     route: str,
     kind: str,
 ) -> None:
     world = _world(db, instance, make_source, make_editor)
     actor = _actor(kind, db, make_editor)
-    _try_log_in(client, actor)
+    try_log_in(editor_client, actor)
     before = _snapshot(instance, db)
     path, data = ROUTES[route](world)
-    status = _post(client, path, data)
+    status = _post(editor_client, path, data)
     assert _snapshot(instance, db) == before, f"{kind} editor changed something through {route} ({status})"
     assert status in (303, 403), status
     if status == 303:
-        assert client.cookies.get("buzon_editor") is None or kind == "never granted"
+        assert editor_client.cookies.get("buzon_editor") is None or kind == "never granted"
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
@@ -202,25 +180,25 @@ def test_an_editor_holding_the_key_changes_something(
     db: Session,
     make_source: SourceFactory,
     make_editor: EditorFactory,
-    client: TestClient,
+    editor_client: TestClient,
     route: str,
 ) -> None:
     world = _world(db, instance, make_source, make_editor)
     actor = _actor("granted", db, make_editor)
-    assert _try_log_in(client, actor)
+    assert try_log_in(editor_client, actor)
     before = _snapshot(instance, db)
     path, data = ROUTES[route](world)
-    status = _post(client, path, data)
+    status = _post(editor_client, path, data)
     assert status in (200, 303), status
     assert _snapshot(instance, db) != before, route
 
 
 def test_a_revoked_editor_cannot_log_in_and_is_no_longer_admin(
-    instance: Instance, db: Session, make_editor: EditorFactory, client: TestClient
+    instance: Instance, db: Session, make_editor: EditorFactory, editor_client: TestClient
 ) -> None:
     made = make_editor("rita", admin=True)
     editors.revoke_access(session=db, editor_id=made.id, actor="setup")
-    assert not _try_log_in(client, made.account)
+    assert not try_log_in(editor_client, made.account)
     (account,) = [e for e in editors.list_editors(db) if e.id == made.id]
     assert not account.is_admin
     assert account.grants == []

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import pyotp
@@ -381,3 +382,17 @@ def migration_revisions() -> list[str]:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return [script.revision for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
+
+
+def raw_http(url: str, request: bytes) -> bytes:
+    """Send ``request`` as it is to the server at ``url``, stop sending, and return the whole answer."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as raw:
+        raw.sendall(request)
+        raw.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    return answer

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from urllib.parse import urlsplit
-
 import pytest
 
 from app.web.security import SECURITY_HEADERS
-from tests.support import LiveServer
-
-
-def _raw(url: str, request: bytes) -> bytes:
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    assert parts.port is not None
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as raw:
-        raw.sendall(request)
-        answer = b""
-        while chunk := raw.recv(65536):
-            answer += chunk
-    return answer
+from tests.support import LiveServer, raw_http
 
 
 @pytest.mark.parametrize(
@@ -35,7 +20,7 @@ def test_a_malformed_request_gets_a_400_with_every_security_header(
     live_server: LiveServer, request_bytes: bytes
 ) -> None:
     for url in (live_server.source_url, live_server.editor_url):
-        head, _, _ = _raw(url, request_bytes).partition(b"\r\n\r\n")
+        head, _, _ = raw_http(url, request_bytes).partition(b"\r\n\r\n")
         status, *lines = head.decode("latin-1").split("\r\n")
         assert status.startswith("HTTP/1.1 400"), status
         headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
