@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 from app.db.models import Editor
 from app.errors import CrossOriginRequest, FormExpired, KeyNotHeld
 from app.intake.filebody import StripPolicy
+from app.media.sandbox import Sandbox
 from app.services import keys
 from app.services.editors import Authenticator, UnlockedEditor, unpack_keys
 from app.settings import Settings
@@ -83,6 +84,11 @@ def get_enrolments(request: Request) -> Enrolments:
 def get_admission(request: Request) -> Admission:
     admission: Admission = request.app.state.admission
     return admission
+
+
+def get_sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
 
 
 def get_strip_policy(request: Request) -> StripPolicy:
@@ -160,6 +166,7 @@ EditorLoginsDep = Annotated[EditorLogins, Depends(get_editor_logins)]
 EnrolmentsDep = Annotated[Enrolments, Depends(get_enrolments)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 StripPolicyDep = Annotated[StripPolicy, Depends(get_strip_policy)]
+SandboxDep = Annotated[Sandbox, Depends(get_sandbox)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 CurrentEditor = Annotated[UnlockedEditor, Depends(require_editor)]

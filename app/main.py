@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from app.db.session import make_engine, make_session_factory
 from app.deps import issue_csrf_token
 from app.intake.filebody import MemoryBudget, StripPolicy
+from app.media.sandbox import Sandbox
 from app.settings import Settings
 from app.storage import BlobStore
 from app.web import i18n
@@ -99,7 +100,11 @@ def _base_app(
     engine = make_engine(settings.resolved_database_url)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.store = BlobStore(settings.store_dir)
+    app.state.store = BlobStore(settings.store_dir, settings.store_pool)
+    app.state.sandbox = Sandbox(settings.sandbox_limits)
+    from app.web.jobs import install_store_upkeep
+
+    install_store_upkeep(app, settings, app.state.store)
     app.state.templates = _templates(interface)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app.state.csrf = CsrfTokens(
@@ -140,6 +145,7 @@ def create_source_app(settings: Settings) -> FastAPI:
     app.state.strip_policy = StripPolicy(
         max_bytes=settings.max_strip_bytes,
         budget=MemoryBudget(settings.strip_memory_budget_bytes, wait_seconds=STRIP_BUDGET_WAIT_SECONDS),
+        sandbox=app.state.sandbox,
     )
     app.include_router(source.router)
     return app

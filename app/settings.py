@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.crypto import KdfParams
+from app.media.sandbox import SandboxLimits
 
 MIB = 1024 * 1024
 
@@ -33,7 +34,17 @@ class Settings(BaseSettings):
     # Uploads stop short of filling the disk by this much, so the database,
     # editors' replies and the deletions that free space always have room.
     store_reserve_mib: int = Field(default=256, ge=0)
+    # Empty slots made ahead for bodies, topped up daily (docs/storage.md): above a busy day's
+    # messages, files and replies, or a batch made mid-day dates the bodies that use it.
+    store_pool: int = Field(default=1024, ge=1)
     strip_memory_budget_bytes: int = Field(default=320 * MIB, ge=0)
+    # The parser sandbox (app/media/sandbox.py): each untrusted file is parsed in a
+    # worker process of its own, with this much memory beyond the parsers' code,
+    # this much CPU and wall-clock time, and at most this many workers at once.
+    sandbox_memory_mib: int = Field(default=768, ge=64)
+    sandbox_cpu_seconds: int = Field(default=20, ge=1)
+    sandbox_wall_seconds: float = Field(default=30, gt=0)
+    sandbox_workers: int = Field(default=2, ge=1)
     source_session_idle_minutes: int = Field(default=120, ge=1)
     min_first_message_chars: int = Field(default=0, ge=0)
     # Global budgets per clock hour: they refuse floods without knowing who sends them.
@@ -98,6 +109,15 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'buzon.db'}"
+
+    @property
+    def sandbox_limits(self) -> SandboxLimits:
+        return SandboxLimits(
+            memory_bytes=self.sandbox_memory_mib * MIB,
+            cpu_seconds=self.sandbox_cpu_seconds,
+            wall_seconds=self.sandbox_wall_seconds,
+            workers=self.sandbox_workers,
+        )
 
     @property
     def store_dir(self) -> Path:

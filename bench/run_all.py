@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench import flood, inbox, pages, tips, transfer
+from bench import flood, hostile_files, inbox, pages, tips, transfer
 from bench.report import Table, verdict
 
 PACKAGES = ("fastapi", "starlette", "uvicorn", "httpx", "PyNaCl", "argon2-cffi", "SQLAlchemy", "pydantic")
@@ -51,6 +51,7 @@ def _benchmarks(mode: Mode) -> list[tuple[str, Callable[[], list[Table]]]]:
         ("flood", lambda: [flood.measure(flooders=16, requests=mode.flood_requests)]),
         ("inbox", lambda: [inbox.measure(counts=[1_000, 10_000, 100_000], runs=mode.inbox_runs)]),
         ("pages", lambda: [pages.measure()]),
+        ("hostile files", lambda: [hostile_files.measure(rounds=1)]),
     ]
 
 
@@ -131,6 +132,7 @@ def render(tables: list[Table], mode: Mode, minutes: float) -> str:
         ".venv/bin/python -m bench.flood --flooders 16 --requests 200",
         ".venv/bin/python -m bench.inbox --sources 100000",
         ".venv/bin/python -m bench.pages",
+        ".venv/bin/python -m bench.hostile_files --rounds 3",
         "```",
         "",
         "Each module prints its own tables. Benchmarks are not tests: they never run in CI.",

@@ -146,7 +146,7 @@ def db(instance: Instance) -> Iterator[Session]:
 
 @pytest.fixture
 def store(instance: Instance) -> BlobStore:
-    return BlobStore(instance.settings.store_dir)
+    return BlobStore(instance.settings.store_dir, instance.settings.store_pool)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def init() -> None:
 
     settings = load_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    BlobStore(settings.store_dir).create_dirs()
+    BlobStore(settings.store_dir, settings.store_pool).fill_pool()
     engine = make_engine(settings.resolved_database_url)
     upgrade_database(engine)
     with make_session_factory(engine)() as session:
@@ -217,15 +217,17 @@ def serve(
     ] = None,
 ) -> None:
     """Run the source interface and the editor portal, each on its own port."""
-    from app.cli.hardening import forbid_core_dumps
+    from app.hardening import forbid_core_dumps
     from app.main import create_editor_app, create_source_app
 
     forbid_core_dumps()
 
     settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
-    swept = sweep_store(make_session_factory(engine), BlobStore(settings.store_dir))
+    store = BlobStore(settings.store_dir, settings.store_pool)
+    swept = sweep_store(make_session_factory(engine), store)
     engine.dispose()
+    store.fill_pool()  # once here: both apps would otherwise top it up together
     if swept:
         typer.echo(f"Removed {swept} unrecorded upload(s) left by an interrupted run.")
     servers = []

@@ -1,8 +1,8 @@
 """One uploaded file on its way to the store, stripped of hidden metadata if asked.
 
 When stripping is requested the file is held in memory (never on disk) up to
-``max_bytes``; if it ends within that, its metadata is stripped and the
-result encrypted. A larger file is encrypted as it streams, as sent. Memory
+``max_bytes``; if it ends within that, the parser sandbox's worker strips its
+metadata and the result is encrypted. A larger file is encrypted as it streams, as sent. Memory
 for these buffers comes from a shared budget, so concurrent uploads wait
 for room instead of exhausting the server.
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from app import crypto
 from app.errors import ServiceBusy
+from app.media.sandbox import Sandbox
 from app.storage import BlobStore, PendingBlob
 
 
@@ -48,6 +49,7 @@ class MemoryBudget:
 class StripPolicy:
     max_bytes: int
     budget: MemoryBudget
+    sandbox: Sandbox
 
     @property
     def reservation(self) -> int:
@@ -139,10 +141,11 @@ class FileBody:
             self._sanitised = crypto.Sanitised.TOO_LARGE
 
     def finish(self) -> FinishedFile:
-        if self._held is not None:
+        if self._held is not None and self._strip is not None:
             original = self._held.copy()
             self._held.close()  # keep at most the original and the stripped copy
-            data, self._sanitised = _stripped(original)
+            # Parsed by the sandbox's worker, never here: see app/media/sandbox.py.
+            data, self._sanitised = self._strip.sandbox.strip(original)
             del original
             self._release()
             self._open().write(data)
@@ -155,13 +158,3 @@ class FileBody:
         self._release()
         if self._blob is not None:
             self._blob.discard()
-
-
-def _stripped(data: bytes) -> tuple[bytes, crypto.Sanitised]:
-    """``data`` without its hidden metadata if possible, and what was done."""
-    # Imported on first use: Pillow and pikepdf take some 8 MB that a server
-    # need not hold until a source first asks for a file to be cleaned.
-    from app.media.strip import strip_metadata
-
-    result = strip_metadata(data)
-    return result.data, result.status

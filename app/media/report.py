@@ -26,6 +26,7 @@ from pikepdf import Name
 from PIL import ExifTags, Image, ImageOps
 
 from app.media import filetypes
+from app.media.findings import COULD_NOT_READ, MetadataReport
 
 # Parsing a few hundred MiB is already slow; a file larger than this gets no report or preview.
 MAX_INSPECT_BYTES = 256 * 1024 * 1024
@@ -38,14 +39,6 @@ MAX_VALUE_CHARS = 300
 MAX_TEXT_CHUNKS = 32
 
 _HAVE_HEIF = importlib.util.find_spec("pillow_heif") is not None
-COULD_NOT_READ = "This file could not be read; it may be damaged or deliberately malformed."
-
-
-@dataclass(frozen=True)
-class MetadataReport:
-    kind: str
-    fields: list[tuple[str, str]]
-    warnings: list[str]
 
 
 class _Refused(ValueError):

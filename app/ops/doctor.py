@@ -31,7 +31,9 @@ from app.clock import utc_today
 from app.db.migrate import MIGRATIONS_DIR
 from app.db.models import AuditEntry, Editor, Instance, KeyGrant, NewsroomKey, Note, Reply, Source, Submission
 from app.db.session import make_engine
+from app.media.sandbox import Sandbox
 from app.settings import MIB, Settings
+from app.storage import BlobStore
 
 GIB = 1024**3
 TOR_TIMEOUT_SECONDS = 2.0
@@ -74,7 +76,8 @@ def run_checks(settings: Settings, options: Options, *, today: dt.date | None = 
     results.append(check_tor(options.tor_address))
     results += check_onion_hostnames(settings, options)
     results.append(check_disk(settings.data_dir, reserve=settings.store_reserve_mib * MIB))
-    results.append(check_unnamed_files(settings.store_dir))
+    results.append(check_store_pool(BlobStore(settings.store_dir, settings.store_pool)))
+    results.append(check_sandbox(Sandbox(settings.sandbox_limits)))
     results.append(check_encrypted_storage(settings.data_dir))
     results += check_config(settings, listen_host=options.listen_host, in_container=options.in_container)
     return results
@@ -317,18 +320,36 @@ def assess_disk(*, total: int, free: int, reserve: int = 0) -> Result:
     return Result("disk", Status.OK, detail)
 
 
-def check_unnamed_files(store_dir: Path) -> Result:
-    """Whether bodies can be written unnamed until recorded (see app/storage.py)."""
-    name = "store filesystem"
-    if not store_dir.is_dir():
-        return Result(name, Status.SKIP, "no ciphertext store")
-    try:
-        os.close(os.open(store_dir, os.O_TMPFILE | os.O_WRONLY, 0o600))
-    except OSError as e:
-        fix = "put the data directory on ext4, XFS, btrfs or tmpfs"
-        detail = f"no unnamed files (O_TMPFILE: {e.strerror}): a crash leaves .partial files for up to an hour"
+def check_sandbox(sandbox: Sandbox) -> Result:
+    """Whether the parser worker starts, and whether it could leave the network (app/media/worker.py)."""
+    name = "parser sandbox"
+    answer = sandbox.run({"task": "strip"}, b"a plain line of text\n", max_payload=1024)
+    if answer is None:
+        fix = "check that `python -I -m app.media.worker` runs as the service user"
+        return Result(name, Status.FAIL, "the worker does not start: every file is kept as sent, marked failed", fix)
+    if answer.header.get("network_isolated") is not True:
+        detail = "workers parse files with the host's network: the kernel or container refuses network namespaces"
+        fix = (
+            "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1); "
+            "under Docker, a seccomp profile that permits unshare"
+        )
         return Result(name, Status.WARN, detail, fix)
-    return Result(name, Status.OK, "unnamed files until recorded (O_TMPFILE)")
+    limits = sandbox.limits
+    detail = f"each file in its own process: no network, {limits.memory_bytes // MIB} MiB, {limits.cpu_seconds} s CPU"
+    return Result(name, Status.OK, detail)
+
+
+def check_store_pool(store: BlobStore) -> Result:
+    """Free slots left for today's bodies (docs/storage.md, "The pool of free slots")."""
+    name = "store pool"
+    if not store.root.is_dir():
+        return Result(name, Status.SKIP, "no ciphertext store")
+    free, target = store.free_slots(), store.pool_size
+    detail = f"{free} free slot(s) for new bodies; topped up to {target} each UTC day"
+    if free < target // 4:
+        fix = "raise BUZON_STORE_POOL above a busy day's messages, files and replies"
+        return Result(name, Status.WARN, f"{detail}: a batch made mid-day dates the bodies in it", fix)
+    return Result(name, Status.OK, detail)
 
 
 SYS_DEV_BLOCK = Path("/sys/dev/block")

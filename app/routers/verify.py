@@ -1,27 +1,24 @@
 """Verification aids for one file: its metadata report and a safe preview.
 
-The file is decrypted into memory only (up to MAX_INSPECT_BYTES), inspected
-there and dropped; nothing of it is written to disk. Previews are images
+The file is decrypted into memory only (up to MAX_INSPECT_BYTES), handed to a
+sandboxed worker through a pipe (app/media/sandbox.py) and dropped; nothing
+of it is written to disk, and no parser runs in this process. Previews are images
 re-encoded on the server as PNG, so the browser never renders what the source
 sent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app import crypto
-from app.deps import CurrentEditor, DbDep, StoreDep, TemplatesDep
+from app.deps import CurrentEditor, DbDep, SandboxDep, StoreDep, TemplatesDep
 from app.errors import NotFound
+from app.media.findings import MetadataReport
 from app.services import audit, submissions
 from app.storage import BlobStore
-
-if TYPE_CHECKING:
-    from app.media.report import MetadataReport
 
 # Larger files are reported from their encrypted metadata only.
 MAX_INSPECT_BYTES = 64 * 1024 * 1024
@@ -43,21 +40,21 @@ def _open_in_memory(
 
 @router.get("/items/{item_id}/report", response_class=HTMLResponse)
 async def report(
-    request: Request, item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep, templates: TemplatesDep
+    request: Request,
+    item_id: str,
+    editor: CurrentEditor,
+    db: DbDep,
+    store: StoreDep,
+    sandbox: SandboxDep,
+    templates: TemplatesDep,
 ) -> Response:
     def build() -> tuple[crypto.EnvelopeMetadata, MetadataReport | None, bool]:
-        # Imported on first use, here and below: Pillow and pikepdf take some 8 MB
-        # that the server need not hold until an editor first inspects a file.
-        from app.media.report import metadata_report, safe_preview
-
         metadata, data = _open_in_memory(db, store, item_id, editor, "item report")
         if data is None:
             return metadata, None, False
-        return (
-            metadata,
-            metadata_report(data, metadata.type, metadata.name),
-            safe_preview(data) is not None,
-        )
+        # Parsed by the sandbox's worker, never here: this process holds the editor's keys.
+        found, previewable = sandbox.report(data, metadata.type, metadata.name)
+        return metadata, found, previewable
 
     metadata, found, previewable = await to_thread.run_sync(build)
     context = {
@@ -72,12 +69,10 @@ async def report(
 
 
 @router.get("/items/{item_id}/preview")
-async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
+async def preview(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep, sandbox: SandboxDep) -> Response:
     def build() -> bytes | None:
-        from app.media.report import safe_preview
-
         _, data = _open_in_memory(db, store, item_id, editor, "item preview")
-        return None if data is None else safe_preview(data)
+        return None if data is None else sandbox.preview(data)
 
     png = await to_thread.run_sync(build)
     if png is None:

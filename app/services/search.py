@@ -27,6 +27,9 @@ MAX_QUERY_CHARS = 200
 MAX_SEARCHED_MESSAGE_BYTES = 1024 * 1024
 _SCRATCH_KEY = "search"
 _CHUNK = 500
+# Folded text one session keeps between searches. Beyond it, texts are decrypted,
+# matched and dropped at each search: slower, never larger.
+MAX_CACHED_CHARS = 16 * 1024 * 1024
 
 
 class InvalidQuery(errors.InvalidInput):
@@ -37,7 +40,20 @@ class InvalidQuery(errors.InvalidInput):
 class _Cache:
     # Keys are "i:<item id>" and "n:<note id>"; values (source id, folded text).
     texts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    chars: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keep(self, key: str, source_id: str, text: str, limit: int) -> bool:
+        """Cache ``text`` if it fits under ``limit`` characters in all; False if it does not."""
+        if self.chars + len(text) > limit:
+            return False
+        self.texts[key] = (source_id, text)
+        self.chars += len(text)
+        return True
+
+    def forget(self, key: str) -> None:
+        _, text = self.texts.pop(key)
+        self.chars -= len(text)
 
 
 def fold(text: str) -> str:
@@ -75,8 +91,13 @@ def _note_text(note: Note, keys: crypto.NewsroomKeys) -> str:
         return ""
 
 
-def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: crypto.NewsroomKeys) -> None:
-    """Decrypt what the cache lacks and forget what was deleted since."""
+def _refresh(
+    cache: _Cache, session: Session, store: BlobStore, keys: crypto.NewsroomKeys, needle: str, limit: int
+) -> set[str]:
+    """Decrypt what the cache lacks and forget what was deleted since.
+
+    Returns the sources matching ``needle`` among texts that did not fit in the cache.
+    """
     current = {
         f"i:{item_id}": source_id
         for item_id, source_id in session.execute(
@@ -85,16 +106,24 @@ def _refresh(cache: _Cache, session: Session, store: BlobStore, keys: crypto.New
     }
     current.update({f"n:{nid}": sid for nid, sid in session.execute(select(Note.id, Note.source_id))})
     for gone in cache.texts.keys() - current.keys():
-        del cache.texts[gone]
+        cache.forget(gone)
     missing = [key for key in current if key not in cache.texts]
     item_ids = [key[2:] for key in missing if key.startswith("i:")]
     note_ids = [key[2:] for key in missing if key.startswith("n:")]
+    overflow: set[str] = set()
+
+    def found(key: str, source_id: str, text: str) -> None:
+        folded = fold(text)
+        if not cache.keep(key, source_id, folded, limit) and needle in folded:
+            overflow.add(source_id)
+
     for start in range(0, len(item_ids), _CHUNK):
         for item in session.scalars(select(Item).where(Item.id.in_(item_ids[start : start + _CHUNK]))):
-            cache.texts[f"i:{item.id}"] = (current[f"i:{item.id}"], fold(_item_text(item, store, keys)))
+            found(f"i:{item.id}", current[f"i:{item.id}"], _item_text(item, store, keys))
     for start in range(0, len(note_ids), _CHUNK):
         for note in session.scalars(select(Note).where(Note.id.in_(note_ids[start : start + _CHUNK]))):
-            cache.texts[f"n:{note.id}"] = (note.source_id, fold(_note_text(note, keys)))
+            found(f"n:{note.id}", note.source_id, _note_text(note, keys))
+    return overflow
 
 
 def search_sources(
@@ -104,6 +133,7 @@ def search_sources(
     scratch: dict[str, object],
     newsroom_keys: crypto.NewsroomKeys,
     query: str,
+    max_cached_chars: int = MAX_CACHED_CHARS,
 ) -> set[str]:
     """Ids of the sources whose messages, file names or notes contain ``query``."""
     needle = fold(query.strip())
@@ -111,5 +141,5 @@ def search_sources(
         raise InvalidQuery()
     cache = _cache(scratch)
     with cache.lock:
-        _refresh(cache, session, store, newsroom_keys)
-        return {source_id for source_id, text in cache.texts.values() if needle in text}
+        overflow = _refresh(cache, session, store, newsroom_keys, needle, max_cached_chars)
+        return overflow | {source_id for source_id, text in cache.texts.values() if needle in text}

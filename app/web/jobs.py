@@ -19,7 +19,7 @@ from app.services.housekeeping import restamp_rows, sweep_store
 from app.services.notifications import NewTipNotifier, mailer_from
 from app.services.retention import apply_retention
 from app.settings import Settings
-from app.storage import BlobStore
+from app.storage import BlobStore, normalise_times
 
 logger = logging.getLogger("buzon.jobs")
 
@@ -27,28 +27,38 @@ Job = Callable[[], object]
 
 
 def run_periodically(
-    app: FastAPI, prepare: Callable[[], Job], *, every_seconds: float, run_at_start: bool, name: str
+    app: FastAPI,
+    prepare: Callable[[], Job],
+    *,
+    every_seconds: float,
+    run_at_start: bool,
+    name: str,
+    run_at_stop: bool = False,
 ) -> None:
     """Call ``prepare()`` at start-up, then the job it returns every ``every_seconds``.
 
-    Both run in a worker thread. A failing run is logged by ``name`` only (a
+    All run in a worker thread. A failing run is logged by ``name`` only (a
     message could name a file or a row) and the next one runs on schedule.
     """
     previous = app.router.lifespan_context
+
+    async def run(job: Job) -> None:
+        try:
+            await to_thread.run_sync(job)
+        except Exception:
+            logger.warning("%s failed", name, exc_info=False)
 
     async def loop(job: Job) -> None:
         delay = 0.0 if run_at_start else every_seconds
         while True:
             await asyncio.sleep(delay)
             delay = every_seconds
-            try:
-                await to_thread.run_sync(job)
-            except Exception:
-                logger.warning("%s failed", name, exc_info=False)
+            await run(job)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(await to_thread.run_sync(prepare)))
+        job = await to_thread.run_sync(prepare)
+        task = asyncio.create_task(loop(job))
         try:
             async with previous(app):
                 yield
@@ -56,6 +66,8 @@ def run_periodically(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if run_at_stop:
+                await run(job)
 
     app.router.lifespan_context = lifespan
 
@@ -78,6 +90,28 @@ def install_retention(app: FastAPI, settings: Settings, factory: sessionmaker[Se
         _run_once(factory, store, retention_days)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="retention run")
+
+
+NORMALISE_EVERY_SECONDS = 60
+
+
+def install_store_upkeep(app: FastAPI, settings: Settings, store: BlobStore) -> None:
+    """Every minute and at shutdown, reset the data directory's file times; daily, top up the pool.
+
+    docs/storage.md, "Times" and "The pool of free slots". The top-up runs in
+    the first minute of each UTC day, so a batch's birth time says only that
+    day. Both apps install this; a second pass in the same minute is harmless.
+    """
+    filled_on = [utc_today()]
+
+    def job() -> None:
+        if utc_today() not in filled_on:
+            store.fill_pool()
+            filled_on[:] = [utc_today()]
+        normalise_times(settings.data_dir)
+
+    every = NORMALISE_EVERY_SECONDS
+    run_periodically(app, lambda: job, every_seconds=every, run_at_start=True, run_at_stop=True, name="store upkeep")
 
 
 def install_store_sweep(app: FastAPI, factory: sessionmaker[Session], store: BlobStore) -> None:

@@ -13,14 +13,16 @@ from hypothesis import strategies as st
 from app import crypto
 from app.errors import ServiceBusy
 from app.intake.filebody import FileBody, FinishedFile, MemoryBudget, StripPolicy
+from app.media.sandbox import Sandbox, SandboxLimits
 from app.storage import BlobStore, PendingBlob
+from tests.support import bodies_in
 
 MAX = 4096
 BUDGET = 2 * MAX
 
 
 def _policy() -> StripPolicy:
-    return StripPolicy(max_bytes=MAX, budget=MemoryBudget(BUDGET, wait_seconds=0))
+    return StripPolicy(max_bytes=MAX, budget=MemoryBudget(BUDGET, wait_seconds=0), sandbox=Sandbox(SandboxLimits()))
 
 
 def _write(store: BlobStore, strip: StripPolicy | None, chunks: list[bytes]) -> FinishedFile:
@@ -94,7 +96,7 @@ class _FillingStore(BlobStore):
 
 def test_a_full_disk_while_held_bytes_stream_out_raises_as_such_and_cleans_up(tmp_path: Path) -> None:
     held = 3 * crypto.CHUNK_SIZE
-    strip = StripPolicy(max_bytes=held, budget=MemoryBudget(2 * held, wait_seconds=0))
+    strip = StripPolicy(max_bytes=held, budget=MemoryBudget(2 * held, wait_seconds=0), sandbox=Sandbox(SandboxLimits()))
     body = FileBody(_FillingStore(tmp_path, room=1000), strip)
     body.write(b"x" * held)
     with pytest.raises(OSError, match="No space") as full:
@@ -102,4 +104,4 @@ def test_a_full_disk_while_held_bytes_stream_out_raises_as_such_and_cleans_up(tm
     body.discard()  # while the error and its traceback are still alive
     del full
     strip.budget.reserve(2 * held)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []

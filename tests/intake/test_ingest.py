@@ -15,7 +15,7 @@ from app import crypto
 from app.errors import MalformedSubmission, MessageTooLong, TooManyFiles
 from app.intake.ingest import MAX_FORM_FIELDS, Limits, SealedItem, SubmissionIngest, clean_filename
 from app.storage import BlobStore
-from tests.support import multipart_body
+from tests.support import bodies_in, multipart_body
 
 BOUNDARY = "xYzBoundary0123"
 LIMITS = Limits(max_total_bytes=10 * 1024 * 1024, max_message_chars=5000, max_files=5)
@@ -135,7 +135,7 @@ def test_limits_hold_and_nothing_is_left(
     store = BlobStore(tmp_path)
     with pytest.raises(error):
         _ingest(store, _split(multipart_body(BOUNDARY, parts), [7, 100, 1000]))
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []
 
 
 def test_oversized_part_headers_are_refused(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_file_arrives_in_chunks_without_buffering(tmp_path: Path) -> None:
     written = _bytes_open_under(tmp_path)
     assert written >= 3 * 1024 * 1024  # all but the last chunk held back for TAG_FINAL
     ingest.abort()
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []
 
 
 def test_unknown_fields_are_dropped_and_not_kept_in_memory(tmp_path: Path) -> None:
@@ -179,4 +179,4 @@ def test_a_flood_of_small_fields_is_refused(tmp_path: Path) -> None:
     parts += [("website", None, b"x" * 1000) for _ in range(MAX_FORM_FIELDS + 1)]
     with pytest.raises(MalformedSubmission):
         _ingest(BlobStore(tmp_path), [multipart_body(BOUNDARY, parts)])
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect, sync_playwright
 
-from tests.support import EditorAccount, LiveServer, ServerFactory, SettingsFactory, initialise
+from tests.support import EditorAccount, LiveServer, ServerFactory, SettingsFactory, bodies_in, initialise
 
 pytestmark = pytest.mark.browser
 
@@ -133,10 +133,6 @@ def submit_tip(page: Page, server: LiveServer, tip: Tip) -> str:
     return read_codename(page)
 
 
-def stored_files(store_dir: Path) -> list[Path]:
-    return [path for path in store_dir.rglob("*") if not path.is_dir()]
-
-
 def test_source_journey_on_a_phone_without_javascript(live_server: LiveServer, new_page: PageFactory) -> None:
     page = new_page(PHONE)
     requests = record_requests(page)
@@ -204,7 +200,7 @@ def test_an_upload_over_the_cap_shows_the_too_large_page(
     expect(page.get_by_role("alert")).to_contain_text(re.compile("too large", re.IGNORECASE))
     assert "too large" in page.content().lower()
     assert settings.store_dir.is_dir()
-    assert stored_files(settings.store_dir) == []
+    assert bodies_in(settings.store_dir) == []
 
 
 def test_screenshots_of_the_form_and_the_codename(
@@ -298,4 +294,4 @@ def test_editor_journey_invite_enrol_triage_verify_reply_delete(live_server: Liv
     page.get_by_role("button", name="Delete this source and everything it sent").click()
     page.wait_for_url(f"{live_server.editor_url}/")
     expect(page.locator('table.inbox a[href^="/sources/"]')).to_have_count(0)
-    assert stored_files(live_server.instance.settings.store_dir) == []
+    assert bodies_in(live_server.instance.settings.store_dir) == []

@@ -28,7 +28,7 @@ from app import crypto
 from app.db.models import Source
 from app.errors import ServiceBusy
 from app.services import keys, submissions
-from app.storage import PARTIAL_SUFFIX, BlobStore
+from app.storage import BlobStore
 from app.web.error_pages import page_for
 from tests.support import (
     LiveServer,
@@ -250,7 +250,6 @@ def test_200_sources_submitting_at_once_each_find_exactly_their_own_tip(
     assert_database_and_store_sound(server.instance.settings)
     files = stored_files(server.instance.settings)
     assert len(files) == items, summary
-    assert [p for p in files if p.name.endswith(PARTIAL_SUFFIX)] == [], summary
     # No upload spooled plaintext to the server's temporary directory.
     assert [p for p in server.tmp_dir.rglob("*") if p.is_file()] == [], summary
     assert server.process.poll() is None, summary

@@ -12,15 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session
 
 from app.services import deletion, keys, replies
-from app.storage import BlobStore
-from tests.support import Instance
+from app.storage import BlobStore, normalise_times
+from tests.support import Instance, ServerFactory, stop_server, submit_tip
 from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, add_follow_up, log_in
 
 pytestmark = pytest.mark.sqlite_only("the seized file here is SQLite's; PostgreSQL's traces are in docs/postgresql.md")
@@ -45,6 +48,27 @@ def _workload(
     time.sleep(1.1)
     third = make_source("a tip to delete")
     deletion.delete_sources(session=db, store=store, source_ids=[third.id], actor=editor.account.username)
+
+
+@dataclass(frozen=True)
+class Pool:
+    inodes: dict[str, int]
+    made_by: int  # seconds
+
+
+@pytest.fixture
+def seized_with_store(
+    db: Session,
+    store: BlobStore,
+    instance: Instance,
+    make_source: SourceFactory,
+    make_editor: EditorFactory,
+) -> tuple[Path, Pool]:
+    slots = [p for p in instance.settings.store_dir.rglob("*") if p.is_file()]
+    pool = Pool({p.name: p.stat().st_ino for p in slots}, made_by=int(time.time()))
+    time.sleep(1.1)
+    _workload(db, store, instance, make_source, make_editor)
+    return instance.settings.data_dir, pool
 
 
 @pytest.fixture
@@ -108,16 +132,58 @@ def test_no_hidden_rowid_orders_the_rows(seized: Path) -> None:
         connection.close()
 
 
-def _store_stats(data_dir: Path) -> list[os.stat_result]:
-    return [path.stat() for path in (data_dir / "store").rglob("*")]
+def _paths_unread(root: Path) -> list[Path]:
+    """Every path under ``root``, listed through O_NOATIME so that looking moves no access time."""
+    paths, pending = [root], [root]
+    while pending:
+        directory = pending.pop()
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    paths.append(directory / entry.name)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(directory / entry.name)
+        finally:
+            os.close(fd)
+    return paths
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, section 1: each body is a file written when its tip arrives, so its mtime, ctime, "
-    "birth time and inode number date and order the tips; docs/threat-model.md lists this residue",
-)
-def test_no_file_time_or_inode_under_the_store_orders_the_tips_of_a_day(seized: Path) -> None:
-    stats = _store_stats(seized)
-    assert len({s.st_mtime_ns for s in stats}) <= 1
-    assert len({s.st_ctime_ns for s in stats}) <= 1
+def _birth_times(paths: list[Path]) -> dict[Path, int]:
+    # Python 3.11 has no statx; coreutils' stat reads the birth time (0 where the file system has none).
+    out = subprocess.run(["stat", "--format=%W", *map(str, paths)], capture_output=True, text=True, check=True)
+    return dict(zip(paths, map(int, out.stdout.split()), strict=True))
+
+
+def test_no_file_time_under_the_data_dir_dates_or_orders_the_tips(
+    instance: Instance, seized_with_store: tuple[Path, Pool]
+) -> None:
+    data_dir, pool = seized_with_store
+    after_the_tips = time.time_ns()
+    normalise_times(data_dir)  # what the running service does every minute and when it stops
+    paths = _paths_unread(data_dir)
+    for path in paths:
+        status = path.lstat()
+        assert (status.st_atime_ns, status.st_mtime_ns) == (0, 0), path
+        # ctime cannot be set: it dates the normalisation, after every tip.
+        assert status.st_ctime_ns >= after_the_tips - 10_000_000, path
+    bodies = [p for p in paths if p.is_file() and p.parent.parent == data_dir / "store" and p.stat().st_size]
+    assert len(bodies) >= 5
+    births = _birth_times(bodies)
+    for body in bodies:
+        # Each body lives in a slot made before the first tip: same inode, and born no later.
+        assert pool.inodes[body.name] == body.stat().st_ino, body
+        assert births[body] <= pool.made_by, body
+
+
+def test_a_stopping_server_leaves_no_file_time_that_dates_its_last_tip(
+    instance: Instance, server_factory: ServerFactory, client: httpx.Client
+) -> None:
+    server = server_factory(instance)
+    assert submit_tip(server, client, "the last tip before the raid", [("plan.txt", b"plan")]).status_code == 200
+    after_the_tip = time.time_ns()
+    stop_server(server.process)
+    for path in _paths_unread(instance.settings.data_dir):
+        status = path.lstat()
+        assert (status.st_atime_ns, status.st_mtime_ns) == (0, 0), path
+        assert status.st_ctime_ns >= after_the_tip - 10_000_000, path

@@ -15,7 +15,8 @@ import pytest
 from pikepdf import Name
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
-from app.media.report import MAX_VALUE_CHARS, MetadataReport, metadata_report, safe_preview
+from app.media.findings import MetadataReport
+from app.media.report import MAX_VALUE_CHARS, metadata_report, safe_preview
 from tests.support.diskwatch import recorded_writes, refuse_temporary_files
 from tests.support.filesamples import make_zip
 

@@ -16,8 +16,10 @@ import pytest
 
 from app.db.migrate import upgrade_database
 from app.db.session import make_engine
+from app.media.sandbox import Sandbox, SandboxLimits
 from app.ops import doctor
 from app.settings import Settings
+from app.storage import BlobStore
 from tests.support import Instance, SettingsFactory, free_port, initialise, server_env
 
 # The lowest Argon2id costs Settings accepts without insecure_fast_kdf.
@@ -275,11 +277,20 @@ def test_disk_space_within_the_upload_reserve_fails() -> None:
     assert doctor.assess_disk(total=100 * gib, free=gib // 2, reserve=gib // 4).status is doctor.Status.WARN
 
 
-def test_the_store_filesystem_check_sees_unnamed_file_support(good: Instance, tmp_path: Path) -> None:
-    assert doctor.check_unnamed_files(good.settings.store_dir).status is doctor.Status.OK
-    # /proc has no O_TMPFILE: the check must notice rather than assume.
-    assert doctor.check_unnamed_files(Path("/proc/self")).status is doctor.Status.WARN
-    assert doctor.check_unnamed_files(tmp_path / "missing").status is doctor.Status.SKIP
+def test_the_store_pool_check_warns_when_a_mid_day_batch_is_near(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store", pool_size=8)
+    store.fill_pool()
+    assert doctor.check_store_pool(store).status is doctor.Status.OK
+    taken = [store.begin()[1] for _ in range(7)]  # one free slot of eight left
+    for blob in taken:
+        blob.file.write(b"body")
+        blob.file.flush()
+    try:
+        assert doctor.check_store_pool(store).status is doctor.Status.WARN
+    finally:
+        for blob in taken:
+            blob.discard()
+    assert doctor.check_store_pool(BlobStore(tmp_path / "missing")).status is doctor.Status.SKIP
 
 
 def test_listening_on_every_interface_fails_outside_a_container(good: Instance) -> None:
@@ -397,3 +408,11 @@ def test_this_machines_own_disk_is_read_from_sysfs(good: Instance) -> None:
         else doctor.Status.WARN
     )
     assert result.status is expected
+
+
+def test_the_sandbox_check_runs_a_real_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox = Sandbox(SandboxLimits())
+    result = doctor.check_sandbox(sandbox)
+    assert result.status is doctor.Status.OK, result  # root here: a network namespace is always allowed
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a worker that cannot start
+    assert doctor.check_sandbox(sandbox).status is doctor.Status.FAIL

@@ -7,9 +7,13 @@ import secrets
 from urllib.parse import quote
 
 import httpx
+from sqlalchemy.orm import Session
 
-from tests.support import LiveServer
+from app.services import keys, search
+from app.storage import BlobStore
+from tests.support import Instance, LiveServer
 from tests.support.desk import database_traces, desk_post, encodings, new_source, scan, source_page
+from tests.support.inprocess import SourceFactory
 
 
 def _search(server: LiveServer, client: httpx.Client, query: str) -> list[str]:
@@ -75,3 +79,22 @@ def test_an_empty_or_oversized_query_is_refused(live_server: LiveServer, client:
         response = client.get(f"{live_server.editor_url}/search?q={quote(query)}")
         assert response.status_code == 200
         assert "Type 1 to 200 characters" in response.text
+
+
+def test_the_session_cache_stays_within_its_bound_and_search_stays_complete(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory
+) -> None:
+    markers = [f"MARK{n:02d}{secrets.token_hex(4)}" for n in range(12)]
+    made = {marker: make_source(f"{marker} " + "x" * 1000).id for marker in markers}
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    scratch: dict[str, object] = {}
+    limit = 3_500  # room for three of the twelve messages
+    for marker, source_id in made.items():
+        found = search.search_sources(
+            session=db, store=store, scratch=scratch, newsroom_keys=newsroom_keys, query=marker, max_cached_chars=limit
+        )
+        assert found == {source_id}
+        cached = scratch["search"]
+        assert isinstance(cached, search._Cache)
+        assert 0 < cached.chars <= limit
+        assert cached.chars == sum(len(text) for _, text in cached.texts.values())

@@ -22,6 +22,7 @@ import pyotp
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from app.crypto import EnvelopeMetadata
 from app.db.migrate import upgrade_database
 from app.db.session import make_engine, make_session_factory
 from app.services import editors, keys
@@ -30,8 +31,10 @@ from app.storage import BlobStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-FAST_KDF = {
+# Fast KDFs, and a small pool of store slots (each test's store makes its own).
+TEST_SETTINGS = {
     "insecure_fast_kdf": True,
+    "store_pool": 32,
     "editor_kdf_time_cost": 1,
     "editor_kdf_memory_kib": 8,
     "codename_kdf_time_cost": 1,
@@ -98,7 +101,7 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
 
     Tests take the ``make_settings`` fixture instead, which knows ``pytest --database``.
     """
-    return Settings(**{"data_dir": data_dir, **FAST_KDF, **overrides})  # type: ignore[arg-type]
+    return Settings(**{"data_dir": data_dir, **TEST_SETTINGS, **overrides})  # type: ignore[arg-type]
 
 
 class SettingsFactory(Protocol):
@@ -113,7 +116,7 @@ def uses_sqlite(settings: Settings) -> bool:
 
 def initialise(settings: Settings) -> Instance:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    BlobStore(settings.store_dir).create_dirs()
+    BlobStore(settings.store_dir, settings.store_pool).fill_pool()  # as `buzon init` does
     engine = make_engine(settings.resolved_database_url)
     upgrade_database(engine)
     with make_session_factory(engine)() as session:
@@ -242,9 +245,17 @@ def server_env(settings: Settings, tmp_dir: Path) -> dict[str, str]:
 ServerFactory = Callable[[Instance], LiveServer]
 
 
+def bodies_in(store_dir: Path) -> list[Path]:
+    """Every body in a ciphertext store, complete or half-written: its non-empty files.
+
+    Empty files are free slots (docs/storage.md), which hold nothing.
+    """
+    return [p for p in store_dir.rglob("*") if p.is_file() and p.stat().st_size > 0]
+
+
 def stored_files(settings: Settings) -> list[Path]:
-    """Every file in the ciphertext store, partial or complete."""
-    return [p for p in settings.store_dir.rglob("*") if p.is_file()]
+    """Every body in the instance's ciphertext store."""
+    return bodies_in(settings.store_dir)
 
 
 def row_counts(settings: Settings) -> dict[str, int]:
@@ -307,8 +318,8 @@ def codename_in(page: str) -> str:
 StoredItem = tuple[str, str, bytes]
 
 
-def decrypt_every_submission(settings: Settings, recovery_secret: str) -> list[list[StoredItem]]:
-    """Decrypt every submission with the newsroom keys, as stored; any damage raises."""
+def open_every_submission(settings: Settings, recovery_secret: str) -> list[list[tuple[StoredItem, EnvelopeMetadata]]]:
+    """Every submission's items with their sealed metadata, as stored; any damage raises."""
     from sqlalchemy import select
 
     from app import crypto
@@ -327,11 +338,17 @@ def decrypt_every_submission(settings: Settings, recovery_secret: str) -> list[l
                     metadata = crypto.open_metadata(data_key, item.sealed_metadata)
                     with store.open(item.blob_name) as body:
                         content = b"".join(crypto.read_body(data_key, body, metadata.size))
-                    items.append((item.kind, metadata.name, content))
+                    items.append(((item.kind, metadata.name, content), metadata))
                 submissions.append(items)
             return submissions
     finally:
         engine.dispose()
+
+
+def decrypt_every_submission(settings: Settings, recovery_secret: str) -> list[list[StoredItem]]:
+    """Decrypt every submission with the newsroom keys, as stored; any damage raises."""
+    opened = open_every_submission(settings, recovery_secret)
+    return [[item for item, _ in submission] for submission in opened]
 
 
 def assert_database_and_store_sound(settings: Settings) -> None:

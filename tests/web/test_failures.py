@@ -90,7 +90,7 @@ def test_a_serving_process_writes_no_core_dump(live_server: LiveServer) -> None:
 
 def test_forbidding_core_dumps_also_makes_the_process_undumpable(tmp_path: Path) -> None:
     script = (
-        "from app.cli.hardening import forbid_core_dumps, is_dumpable\n"
+        "from app.hardening import forbid_core_dumps, is_dumpable\n"
         "import resource\n"
         "before = is_dumpable()\n"
         "forbid_core_dumps()\n"

@@ -17,6 +17,7 @@ from app.errors import MalformedSubmission, SubmissionTooLarge
 from app.intake.ingest import Limits, SealedItem, SubmissionIngest
 from app.storage import BlobStore
 from app.web import upload
+from tests.support import bodies_in
 
 BOUNDARY = "xYzBoundary0123"
 NEWSROOM = crypto.generate_keypair()
@@ -106,7 +107,7 @@ def test_the_size_limit_fires_mid_stream_and_read_ahead_stays_bounded(
         _receive(body, _ingest(BlobStore(tmp_path), limits), limits)
     # The limit, then at most a batch in the thread, the read-ahead waiting, and one message in hand.
     assert body.taken <= limits.max_total_bytes // CHUNK + 2 * (upload.READ_AHEAD_MESSAGES + 1) + 2
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []
 
 
 def test_a_client_gone_mid_body_leaves_nothing(tmp_path: Path) -> None:
@@ -114,7 +115,7 @@ def test_a_client_gone_mid_body_leaves_nothing(tmp_path: Path) -> None:
     body = _Body(iter([HEAD, b"q" * CHUNK, b"q" * CHUNK]), complete=False)
     with pytest.raises(MalformedSubmission):
         _receive(body, _ingest(BlobStore(tmp_path), limits), limits)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert bodies_in(tmp_path) == []
 
 
 def test_a_refusal_keeps_its_cause(tmp_path: Path) -> None:
