@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import resource
 
 PR_SET_DUMPABLE = 4
@@ -26,7 +25,8 @@ CLONE_NEWNET = 0x40000000
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # The C library this interpreter already runs on: find_library("c") would spawn ldconfig.
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def forbid_core_dumps() -> None:

@@ -6,6 +6,7 @@ editors' metadata reports (app/media/report.py) choose their parsers by what is 
 
 from __future__ import annotations
 
+import re
 import zipfile
 from io import BytesIO
 
@@ -63,6 +64,43 @@ def detect_zip(data: bytes) -> str:
         if "[Content_Types].xml" in names:
             return next((kind for part, kind in _OOXML_MAIN_PARTS.items() if part in names), "zip")
     return "zip"
+
+
+_EMAIL_HEADERS = (b"received:", b"from:", b"message-id:", b"mime-version:", b"return-path:", b"delivered-to:")
+_MARKUP_STARTS = {b"<svg": "svg", b"<!doctype html": "html", b"<html": "html", b"<?xml": "xml"}
+
+
+def detect_text(data: bytes) -> str:
+    """What kind of text file ``data`` is: "rtf", "svg", "html", "xml", "email" or "text".
+
+    Only "text" carries no metadata of its own. The others can (an RTF \\info group, an
+    SVG's editor attributes, an e-mail's Received: headers with addresses) and are not
+    parsed by any cleaner here, so they must never be called clean.
+    """
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    for start, kind in _MARKUP_STARTS.items():
+        if head.startswith(start):
+            return "svg" if kind == "xml" and b"<svg" in head else kind
+    return "email" if _looks_like_email(head) else "text"
+
+
+_HEADER_LINE = re.compile(rb"[a-z0-9-]{1,76}:")
+
+
+def _looks_like_email(head: bytes) -> bool:
+    """Two or more header lines before the first blank line, one of them a mail header."""
+    headers: list[bytes] = []
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        if not line.strip():
+            break
+        if line[:1] in (b" ", b"\t") and headers:
+            continue  # a folded header's continuation
+        if not _HEADER_LINE.match(line):
+            return False
+        headers.append(line)
+    return len(headers) >= 2 and any(line.startswith(_EMAIL_HEADERS) for line in headers)
 
 
 def _iso_media_kind(data: bytes) -> str:

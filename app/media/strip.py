@@ -85,8 +85,14 @@ def strip_metadata(data: bytes) -> StripResult:
     kind = filetypes.detect(data)
     if len(data) > MAX_STRIP_BYTES:
         return StripResult(data, Sanitised.TOO_LARGE, kind)
-    if kind == "unknown" and _is_text(data):
-        return StripResult(data, Sanitised.NONE_FOUND, "text")
+    if kind == "unknown":
+        # RTF, SVG, HTML, XML and e-mail can carry authors, paths and addresses that no cleaner
+        # here parses: they are kept as sent and the source is told, never called clean.
+        text_kind = filetypes.detect_text(data)
+        if text_kind != "text":
+            return StripResult(data, Sanitised.UNSUPPORTED, text_kind)
+        if _is_text(data):
+            return StripResult(data, Sanitised.NONE_FOUND, "text")
     try:
         if kind == "zip":
             kind = filetypes.detect_zip(data)
@@ -481,8 +487,8 @@ def _clean_pdf(data: bytes) -> bytes:
             if key in pdf.trailer:
                 del pdf.trailer[key]
         for obj in pdf.objects:
-            if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-                _scrub_pdf_object(obj)
+            for found in _with_direct_dictionaries(obj):
+                _scrub_pdf_object(found)
         for page in pdf.pages:
             _scrub_pdf_page(page.obj)
         out = BytesIO()
@@ -493,12 +499,42 @@ def _clean_pdf(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _with_direct_dictionaries(obj: pikepdf.Object) -> Iterator[pikepdf.Dictionary | pikepdf.Stream]:
+    """``obj`` and every dictionary nested in it directly (an attachment's file spec often is)."""
+    pending = [obj]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, pikepdf.Dictionary | pikepdf.Stream):
+            yield current
+            children = list(current.values())
+        elif isinstance(current, pikepdf.Array):
+            children = list(current)
+        else:
+            continue
+        # Indirect children are objects of their own in pdf.objects: visited there, once.
+        containers = (pikepdf.Dictionary, pikepdf.Array, pikepdf.Stream)
+        pending.extend(child for child in children if isinstance(child, containers) and not child.is_indirect)
+
+
 def _scrub_pdf_object(obj: pikepdf.Dictionary | pikepdf.Stream) -> None:
     for key in _PDF_OBJECT_KEYS:
         if key in obj:
             del obj[key]
+    # pdfTeX copies an included PDF's file name, page number and whole /Info into /PTEX.* keys.
+    for ptex in [str(name) for name in obj if str(name).startswith("/PTEX.")]:
+        del obj[ptex]
+    if obj.get(Name.Type) == Name.Filespec:
+        _scrub_filespec(obj)
+    if isinstance(obj, pikepdf.Stream) and obj.get(Name.Type) == Name.EmbeddedFile and Name.Params in obj:
+        # Creation and modification dates (with the author's time zone) and Mac file info.
+        del obj[Name.Params]
+    if isinstance(obj, pikepdf.Stream) and obj.get(Name.Subtype) == Name.Image and _is_filter(obj, Name.JPXDecode):
+        raw = obj.read_raw_bytes()
+        cleaned = _strip_jpx(raw)
+        if cleaned != raw:
+            obj.write(cleaned, filter=Name.JPXDecode)
     # A photo pasted into a PDF is usually the camera's JPEG, EXIF and GPS included.
-    if isinstance(obj, pikepdf.Stream) and obj.get(Name.Subtype) == Name.Image and _is_dct(obj.get(Name.Filter)):
+    if isinstance(obj, pikepdf.Stream) and obj.get(Name.Subtype) == Name.Image and _is_filter(obj, Name.DCTDecode):
         raw = obj.read_raw_bytes()
         cleaned = _strip_jpeg(raw)
         if cleaned != raw:
@@ -507,10 +543,44 @@ def _scrub_pdf_object(obj: pikepdf.Dictionary | pikepdf.Stream) -> None:
             obj.write(cleaned, filter=Name.DCTDecode, decode_parms=keep)
 
 
-def _is_dct(filters: pikepdf.Object | None) -> bool:
+def _is_filter(stream: pikepdf.Stream, name: Name) -> bool:
+    filters = stream.get(Name.Filter)
     if isinstance(filters, pikepdf.Array) and len(filters) == 1:
         filters = filters[0]
-    return isinstance(filters, Name) and filters == Name.DCTDecode
+    return isinstance(filters, Name) and filters == name
+
+
+def _scrub_filespec(spec: pikepdf.Dictionary | pikepdf.Stream) -> None:
+    """An attachment keeps its file name, not the folder it was attached from."""
+    for key in (Name.F, Name.UF, Name.DOS, Name.Mac, Name.Unix):
+        value = spec.get(key)
+        if isinstance(value, pikepdf.String):
+            spec[key] = pikepdf.String(re.split(r"[\\/:]", str(value))[-1])
+
+
+# JPEG 2000 (JP2) boxes that hold pictures and how to show them; XML, UUID and IPR boxes
+# (XMP, GeoJP2 coordinates, camera data) go.
+_JPX_KEEP = frozenset({b"jP  ", b"ftyp", b"rreq", b"jp2h", b"jpch", b"jplh", b"jp2c", b"res ", b"colr"})
+
+
+def _strip_jpx(data: bytes) -> bytes:
+    if not data.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
+        return data  # a bare codestream has no boxes to drop
+    kept, pos = bytearray(), 0
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise _Malformed("truncated box")
+        size, box_type = struct.unpack_from(">I4s", data, pos)
+        if size == 1:
+            size = _Reader(data, pos + 8, len(data)).uint(8)
+        elif size == 0:
+            size = len(data) - pos
+        if size < 8 or pos + size > len(data):
+            raise _Malformed("bad box size")
+        if box_type in _JPX_KEEP:
+            kept += data[pos : pos + size]
+        pos += size
+    return bytes(kept)
 
 
 def _scrub_pdf_page(page: pikepdf.Dictionary) -> None:
@@ -558,13 +628,84 @@ def _clean_odf(data: bytes) -> bytes:
     return _rewrite_zip(data, _clean_odf_part)
 
 
+# Parts that exist only to say who worked on a file, on which machine: emptied, not deleted,
+# because relationships and content types still name them.
+_OOXML_EMPTIED = (
+    (re.compile(r"(word|xl|ppt)/people\.xml"), _XML_DECLARATION + b"<people/>"),
+    (re.compile(r"xl/persons/person\d*\.xml"), _XML_DECLARATION + b"<personList/>"),
+    (re.compile(r"customXml/item\d+\.xml"), _XML_DECLARATION + b"<empty/>"),
+    (re.compile(r"(word|xl|ppt)/printerSettings/[^/]+\.bin"), b""),
+)
+# Attributes, in any namespace, that name or date a person's edit. Editing-session ids are
+# optional and go; names and dates are often required (w:author on a tracked change, dt on a
+# slide comment), so names are emptied and dates set to one fixed instant.
+_PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
+_VALUE = rb"""(?:"[^"]*"|'[^']*')"""
+_RSID_ATTRIBUTES = re.compile(rb"\s" + _PREFIX + rb"rsid\w*\s*=\s*" + _VALUE)
+_PERSON_ATTRIBUTES = re.compile(rb"(\s" + _PREFIX + rb"(?:author|initials|userId|providerId)\s*=\s*)" + _VALUE)
+_DATE_ATTRIBUTES = re.compile(rb"(\s" + _PREFIX + rb"(?:date|dateUtc|dT|dt)\s*=\s*)" + _VALUE)
+_NEUTRAL_DATE = b"1970-01-01T00:00:00Z"
+# Slide comment authors are named by a name attribute, in parts of their own.
+_AUTHOR_PARTS = re.compile(r"ppt/(?:commentAuthors|authors)\.xml")
+_NAME_ATTRIBUTES = re.compile(rb"(\s" + _PREFIX + rb"name\s*=\s*)" + _VALUE)
+# Word's list of editing-session ids in settings.xml, and Excel's record of where the workbook was saved.
+_RSID_LIST = re.compile(rb"<(" + _PREFIX + rb")rsids\b.*?</\1rsids>", re.DOTALL)
+_ABSOLUTE_PATH = re.compile(rb"""(<(?:[A-Za-z_][\w.-]*:)?absPath\b[^>]*?\surl\s*=\s*)(?:"[^"]*"|'[^']*')""")
+# Comment authors in SpreadsheetML: <authors><author>Name</author></authors>.
+_AUTHOR_ELEMENT = re.compile(rb"(<(?:[A-Za-z_][\w.-]*:)?author>)[^<]*(</)")
+# A relationship to a local file (an attached template, a linked workbook) names the author's disk.
+_LOCAL_TARGET = re.compile(
+    rb"""(\sTarget\s*=\s*)(?:"(?:file:|[A-Za-z]:[\\/]|\\\\)[^"]*"|'(?:file:|[A-Za-z]:[\\/]|\\\\)[^']*')""",
+    re.IGNORECASE,
+)
+
+
 def _clean_ooxml_part(name: str, content: bytes) -> bytes:
-    return _OOXML_EMPTY_PARTS.get(name) or _strip_embedded_image(content)
+    emptied = _OOXML_EMPTY_PARTS.get(name)
+    if emptied is not None:
+        return emptied
+    for pattern, replacement in _OOXML_EMPTIED:
+        if pattern.fullmatch(name):
+            return replacement
+    if name.endswith(".rels"):
+        return _LOCAL_TARGET.sub(rb'\1""', content)
+    if _AUTHOR_PARTS.fullmatch(name):
+        content = _NAME_ATTRIBUTES.sub(rb'\1""', content)
+    if name.endswith(".xml"):
+        return _scrub_ooxml_xml(content)
+    return _strip_embedded(content)
+
+
+def _scrub_ooxml_xml(content: bytes) -> bytes:
+    content = _RSID_LIST.sub(b"", content)
+    content = _RSID_ATTRIBUTES.sub(b"", content)
+    content = _PERSON_ATTRIBUTES.sub(rb'\1""', content)
+    content = _DATE_ATTRIBUTES.sub(rb'\1"' + _NEUTRAL_DATE + b'"', content)
+    content = _ABSOLUTE_PATH.sub(rb'\1""', content)
+    return _AUTHOR_ELEMENT.sub(rb"\1\2", content)
+
+
+# OpenDocument records who made each tracked change and annotation, and when, as Dublin Core
+# elements; settings.xml names the printer. Dates keep a fixed value: change-info requires one.
+_ODF_PERSON = re.compile(rb"(<(?:[A-Za-z_][\w.-]*:)?(?:creator|creator-initials)>)[^<]*(</)")
+_ODF_DATE = re.compile(rb"(<(?:[A-Za-z_][\w.-]*:)?date>)[^<]*(</)")
+_ODF_DATE_STRING = re.compile(rb"(<(?:[A-Za-z_][\w.-]*:)?date-string>)[^<]*(</)")
+_ODF_PRINTER = re.compile(
+    rb"""(<(?:[A-Za-z_][\w.-]*:)?config-item\b[^>]*?name\s*=\s*["']Printer(?:Name|Setup)["'][^>]*>)[^<]*(</)"""
+)
+_ODF_NEUTRAL_DATE = b"1970-01-01T00:00:00"
+
+
+def _scrub_odf_xml(content: bytes) -> bytes:
+    content = _ODF_PERSON.sub(rb"\1\2", content)
+    content = _ODF_DATE.sub(rb"\g<1>" + _ODF_NEUTRAL_DATE + rb"\2", content)
+    content = _ODF_DATE_STRING.sub(rb"\1\2", content)
+    return _ODF_PRINTER.sub(rb"\1\2", content)
 
 
 def _clean_odf_part(name: str, content: bytes) -> bytes:
     if name != "meta.xml":
-        return _strip_embedded_image(content)
+        return _scrub_odf_xml(content) if name.endswith(".xml") else _strip_embedded(content)
     match = _ODF_VERSION.search(content)
     version = match.group(1) if match else b"1.2"
     return (
@@ -575,7 +716,7 @@ def _clean_odf_part(name: str, content: bytes) -> bytes:
     )
 
 
-def _strip_embedded_image(content: bytes) -> bytes:
+def _strip_embedded(content: bytes) -> bytes:
     # Word and LibreOffice keep a pasted photo's original bytes, EXIF and GPS included.
     stripper = _IMAGE_STRIPPERS.get(filetypes.detect(content))
     return stripper(content) if stripper else content

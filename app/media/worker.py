@@ -41,7 +41,6 @@ def _address_space() -> int:
 def confine(memory_bytes: int, cpu_seconds: int) -> dict[str, bool]:
     """Limits on this process; ``memory_bytes`` is allowed on top of what the parsers' code takes."""
     isolated = leave_the_network()
-    os.nice(NICENESS)
     forbid_core_dumps()
     forbid_new_privileges()
     limits = {
@@ -52,6 +51,7 @@ def confine(memory_bytes: int, cpu_seconds: int) -> dict[str, bool]:
     }
     for limit, value in limits.items():
         resource.setrlimit(limit, (value, value))
+    os.nice(NICENESS)  # last: a niceness of 10 says the worker is confined (tests/media/test_sandbox.py)
     return {"network_isolated": isolated}
 
 

@@ -74,3 +74,17 @@ def test_files_too_large_to_strip_are_stored_as_sent_and_the_source_is_told(
         assert _download(editor, server, page, "big.jpg") == jpeg
     finally:
         editor.close()
+
+
+def test_a_format_no_cleaner_parses_is_named_on_the_receipt_with_what_is_cleaned(
+    live_server: LiveServer, client: httpx.Client
+) -> None:
+    # RTF used to come back "none found", unchanged, author and all, with no word to the source.
+    rtf = b"{\\rtf1\\ansi{\\info{\\author Ana Torres}}Denuncia}"
+    fields = {"strip_metadata": "1", "message": "see the letter"}
+    response = post_multipart(client, live_server.submit_url(client), fields, [("carta.rtf", rtf), ("n.txt", b"hi")])
+    assert response.status_code == 200
+    assert "could not remove hidden data" in response.text
+    assert "carta.rtf" in response.text
+    assert "n.txt" not in response.text
+    assert "Hidden data is removed from photos (JPEG, PNG, WebP, HEIC), PDF files" in response.text
