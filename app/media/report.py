@@ -27,6 +27,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from app.media import filetypes
 from app.media.findings import COULD_NOT_READ, MetadataReport
+from app.media.pdfobjects import every_dictionary
 
 # Parsing a few hundred MiB is already slow; a file larger than this gets no report or preview.
 MAX_INSPECT_BYTES = 256 * 1024 * 1024
@@ -425,7 +426,7 @@ def _pdf_xmp(stream: object, notes: _Notes) -> bytes | None:
 
 def _describe_pdf_risks(pdf: pikepdf.Pdf, notes: _Notes) -> None:
     javascript = embedded = False
-    for obj in _pdf_dictionaries(pdf):
+    for obj in every_dictionary(pdf):
         # Actions name their type in /S and carry code in /JS; file specs hold files in /EF.
         javascript = javascript or Name.JS in obj or obj.get(Name.S) == Name.JavaScript
         embedded = embedded or Name.EF in obj or obj.get(Name.Type) == Name.EmbeddedFile
@@ -433,25 +434,6 @@ def _describe_pdf_risks(pdf: pikepdf.Pdf, notes: _Notes) -> None:
         notes.warn("This PDF contains JavaScript. Do not open it in a browser or PDF reader on a networked computer.")
     if embedded:
         notes.warn("This PDF has files embedded in it; they are not inspected here.")
-
-
-def _pdf_dictionaries(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Object]:
-    """Every dictionary and stream, including those nested directly inside another object."""
-    # An action is often a direct dictionary inside the catalog or an annotation, which
-    # pdf.objects (indirect objects only) would miss. References are not followed: each
-    # indirect object is visited once, from pdf.objects, so cycles cannot loop.
-    for top in pdf.objects:
-        stack = [top]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, pikepdf.Dictionary | pikepdf.Stream):
-                yield node
-                children = list(node.values())
-            elif isinstance(node, pikepdf.Array):
-                children = list(node)
-            else:
-                continue
-            stack.extend(child for child in children if isinstance(child, pikepdf.Object) and not child.is_indirect)
 
 
 # -- Office Open XML and OpenDocument --------------------------------------------------------------

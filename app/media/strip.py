@@ -31,6 +31,7 @@ from PIL import Image
 
 from app.crypto import Sanitised
 from app.media import filetypes
+from app.media.pdfobjects import every_dictionary
 
 MAX_STRIP_BYTES = 64 * 1024 * 1024
 # Office and OpenDocument files are zips: never inflate more than this while rewriting one.
@@ -486,9 +487,8 @@ def _clean_pdf(data: bytes) -> bytes:
         for key in (Name.Info, Name.ID):
             if key in pdf.trailer:
                 del pdf.trailer[key]
-        for obj in pdf.objects:
-            for found in _with_direct_dictionaries(obj):
-                _scrub_pdf_object(found)
+        for found in every_dictionary(pdf):
+            _scrub_pdf_object(found)
         for page in pdf.pages:
             _scrub_pdf_page(page.obj)
         out = BytesIO()
@@ -497,23 +497,6 @@ def _clean_pdf(data: bytes) -> bytes:
         # created and could match the author's own copy, so it is derived from the content instead.
         pdf.save(out, deterministic_id=True)
     return out.getvalue()
-
-
-def _with_direct_dictionaries(obj: pikepdf.Object) -> Iterator[pikepdf.Dictionary | pikepdf.Stream]:
-    """``obj`` and every dictionary nested in it directly (an attachment's file spec often is)."""
-    pending = [obj]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, pikepdf.Dictionary | pikepdf.Stream):
-            yield current
-            children = list(current.values())
-        elif isinstance(current, pikepdf.Array):
-            children = list(current)
-        else:
-            continue
-        # Indirect children are objects of their own in pdf.objects: visited there, once.
-        containers = (pikepdf.Dictionary, pikepdf.Array, pikepdf.Stream)
-        pending.extend(child for child in children if isinstance(child, containers) and not child.is_indirect)
 
 
 def _scrub_pdf_object(obj: pikepdf.Dictionary | pikepdf.Stream) -> None:
