@@ -31,6 +31,9 @@ import nacl.secret
 import nacl.utils
 
 VERSION = 0x01
+# The metadata record's version: 0x02 adds the owner member (docs/crypto.md); 0x01 stays readable.
+META_VERSION = 0x02
+META_VERSIONS = frozenset({VERSION, META_VERSION})
 
 LABEL_KEY_ID = b"buzon-key-id-v1"
 LABEL_LOOKUP = b"buzon-lookup-v1"
@@ -142,6 +145,8 @@ class EnvelopeMetadata:
     sha256: str
     received: str
     sanitised: str = ""
+    # The submission (or, for a reply, the source) it belongs to; "" only in version 0x01 records.
+    owner: str = ""
 
 
 def _blake2b(data: bytes, label: bytes, size: int = 32) -> bytes:
@@ -423,9 +428,20 @@ def open_capsule(capsule: bytes, newsroom_keys: NewsroomKeys) -> bytes:
     return data_key
 
 
+_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
 def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
     """The schema of docs/crypto.md, which also guarantees the JSON fits 1024 bytes."""
-    fields = (metadata.kind, metadata.name, metadata.type, metadata.sha256, metadata.received, metadata.sanitised)
+    fields = (
+        metadata.kind,
+        metadata.name,
+        metadata.type,
+        metadata.sha256,
+        metadata.received,
+        metadata.sanitised,
+        metadata.owner,
+    )
     if not all(isinstance(f, str) for f in fields):
         return False
     not_a_file = metadata.kind != "file"
@@ -441,6 +457,7 @@ def _valid_metadata(metadata: EnvelopeMetadata) -> bool:
         and type(metadata.size) is int
         and metadata.size >= 0
         and _SHA256_PATTERN.fullmatch(metadata.sha256) is not None
+        and (metadata.owner == "" or _ID_PATTERN.fullmatch(metadata.owner) is not None)
     )
 
 
@@ -459,7 +476,7 @@ def _is_receipt_time(text: str) -> bool:
 
 
 def seal_metadata(data_key: bytes, metadata: EnvelopeMetadata) -> bytes:
-    if not _valid_metadata(metadata):
+    if not _valid_metadata(metadata) or _ID_PATTERN.fullmatch(metadata.owner) is None:
         raise ValueError("metadata outside the schema of docs/crypto.md")
     document = json.dumps(metadata.__dict__, ensure_ascii=False, separators=(",", ":"))
     raw = document.encode("utf-8")
@@ -467,11 +484,16 @@ def seal_metadata(data_key: bytes, metadata: EnvelopeMetadata) -> bytes:
         raise ValueError("metadata too large")
     nonce = random_bytes(NONCE_SIZE)
     padded = raw.ljust(META_PLAIN_SIZE, b" ")
-    return bytes([VERSION]) + nonce + _secretbox(_blake2b(data_key, LABEL_META), nonce, padded)
+    return bytes([META_VERSION]) + nonce + _secretbox(_blake2b(data_key, LABEL_META), nonce, padded)
 
 
-def open_metadata(data_key: bytes, record: bytes) -> EnvelopeMetadata:
-    if len(record) != META_SIZE or record[0] != VERSION:
+def open_metadata(data_key: bytes, record: bytes, *, owner: str | None, kind: str | None = None) -> EnvelopeMetadata:
+    """Open a metadata record; ``owner`` and ``kind`` are what the row says, None where unknown.
+
+    A version 0x02 record names its owner, and must name this one; a version
+    0x01 record names none and is not checked (docs/crypto.md).
+    """
+    if len(record) != META_SIZE or record[0] not in META_VERSIONS:
         raise DecryptionError()
     nonce = record[1 : 1 + NONCE_SIZE]
     plain = _secretbox_open(_blake2b(data_key, LABEL_META), nonce, record[1 + NONCE_SIZE :])
@@ -481,6 +503,11 @@ def open_metadata(data_key: bytes, record: bytes) -> EnvelopeMetadata:
     except (ValueError, TypeError, RecursionError) as e:
         raise DecryptionError() from e
     if not _valid_metadata(metadata):
+        raise DecryptionError()
+    names_owner = _ID_PATTERN.fullmatch(metadata.owner) is not None
+    if names_owner != (record[0] == META_VERSION) or (names_owner and owner is not None and metadata.owner != owner):
+        raise DecryptionError()
+    if kind is not None and metadata.kind != kind:
         raise DecryptionError()
     return metadata
 

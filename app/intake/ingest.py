@@ -9,6 +9,7 @@ bytes arrive, and ``abort`` removes whatever was half-written.
 
 from __future__ import annotations
 
+import secrets
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,7 @@ class SealedItem:
     blob_name: str
     body_size: int
     blob: PendingBlob
+    submission_id: str  # chosen before sealing: the metadata names it (docs/crypto.md)
 
 
 @dataclass
@@ -132,6 +134,8 @@ class SubmissionIngest:
         self._strip = strip
         self._min_message_chars = min_message_chars
         self._npk = newsroom_public_key
+        # The submission's id is drawn now, so that every envelope's metadata can name it.
+        self.submission_id = secrets.token_hex(16)
         self._store = store
         self._limits = limits
         self._received = 0
@@ -312,6 +316,7 @@ class SubmissionIngest:
             sha256=done.sha256,
             received=sealed_receipt_time(),
             sanitised=done.sanitised,
+            owner=self.submission_id,
         )
         self.sanitised.append((metadata.name, done.sanitised))
         return self._sealed_item(done.data_key, metadata, done.blob_name, done.blob)
@@ -339,6 +344,7 @@ class SubmissionIngest:
             size=body.size,
             sha256=body.sha256,
             received=sealed_receipt_time(),
+            owner=self.submission_id,
         )
         return self._sealed_item(body.data_key, metadata, body.blob_name, body.blob)
 
@@ -353,4 +359,5 @@ class SubmissionIngest:
             blob_name=blob_name,
             body_size=crypto.body_size(metadata.size),
             blob=blob,
+            submission_id=self.submission_id,
         )

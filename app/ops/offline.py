@@ -204,7 +204,8 @@ def _open_entries(manifest: BundleManifest, newsroom_keys: crypto.NewsroomKeys) 
     for index, entry in enumerate(manifest.entries):
         try:
             data_key = crypto.open_capsule(entry.capsule, newsroom_keys)
-            metadata = crypto.open_metadata(data_key, entry.sealed_metadata)
+            # The rows' ids are not in a bundle: owners are checked against each other below.
+            metadata = crypto.open_metadata(data_key, entry.sealed_metadata, owner=None)
         except crypto.DecryptionError as e:
             raise BundleError(f"Item {index + 1} cannot be opened: the bundle is damaged or was tampered with.") from e
         # The kind and size in the manifest are in the clear; the metadata record is authenticated.
@@ -213,7 +214,23 @@ def _open_entries(manifest: BundleManifest, newsroom_keys: crypto.NewsroomKeys) 
         # Times are to the second; within one, the manifest order (submission, then position) decides.
         order = (metadata.received, index)
         opened.append(_Opened(index, entry, data_key, metadata, order))
+    _check_owners(opened)
     return _name_outputs(opened)
+
+
+def _check_owners(opened: list[_Opened]) -> None:
+    """Envelopes that name their owner (metadata version 0x02) must name the manifest's grouping.
+
+    Items of one submission name one submission, items of different ones name
+    different ones, and every reply names the same source, which no item names.
+    """
+    owners: dict[int | None, set[str]] = {}
+    for item in opened:
+        if item.metadata.owner:
+            owners.setdefault(item.entry.submission, set()).add(item.metadata.owner)
+    named = [owner for group in owners.values() for owner in group]
+    if any(len(group) > 1 for group in owners.values()) or len(named) != len(set(named)):
+        raise BundleError("Items of this bundle name submissions other than their own: the bundle was tampered with.")
 
 
 def _name_outputs(opened: list[_Opened]) -> list[_Opened]:

@@ -50,7 +50,8 @@ def fill_dup_tags(
     tagged = 0
     for item in items:
         try:
-            metadata = crypto.open_metadata(crypto.open_capsule(item.capsule, newsroom_keys), item.sealed_metadata)
+            data_key = crypto.open_capsule(item.capsule, newsroom_keys)
+            metadata = crypto.open_metadata(data_key, item.sealed_metadata, owner=item.submission_id, kind=item.kind)
             item.dup_tag = crypto.dup_tag(key, metadata.sha256)
         except crypto.DecryptionError:
             continue

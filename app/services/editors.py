@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 import time
@@ -285,21 +286,52 @@ def _matching_counter(totp_secret: str, code: str, last_counter: int) -> int | N
 
 
 class Authenticator:
-    """Checks logins; keeps a dummy wrapped key so unknown users cost the same."""
+    """Checks logins so that every attempt costs the same, whether the account exists or not.
+
+    Wrapped keys made under older KDF parameters stay until their editor next
+    logs in. An attempt therefore runs the KDF once for every parameter set
+    still in use: on the account's own key for its set, on a dummy key for
+    each other one. Unknown names and accounts of either set then cost the sum.
+    """
 
     def __init__(self, kdf: crypto.KdfParams) -> None:
         self._kdf = kdf
-        self._dummy = crypto.wrap_secret_key(crypto.generate_keypair().secret, secrets.token_hex(16), kdf)
+        self._dummies: dict[crypto.KdfParams, bytes] = {}
+        self._dummy(kdf)
+
+    def _dummy(self, params: crypto.KdfParams) -> bytes:
+        if params not in self._dummies:
+            secret = crypto.generate_keypair().secret
+            self._dummies[params] = crypto.wrap_secret_key(secret, secrets.token_hex(16), params)
+        return self._dummies[params]
+
+    def _unwrap_in_constant_cost(self, session: Session, editor: Editor | None, passphrase: str) -> crypto.KeyPair:
+        in_use = {self._kdf}
+        for wrapped in session.scalars(select(Editor.wrapped_secret_key)):
+            with contextlib.suppress(crypto.DecryptionError):
+                in_use.add(crypto.wrapped_key_params(wrapped))
+        own = editor.wrapped_secret_key if editor is not None else None
+        own_params = crypto.wrapped_key_params(own) if own is not None else None
+        keypair: crypto.KeyPair | None = None
+        for params in sorted(in_use, key=lambda p: (p.time_cost, p.memory_kib, p.parallelism)):
+            with contextlib.suppress(crypto.DecryptionError):  # the dummies never unwrap
+                if own is not None and params == own_params:
+                    keypair = crypto.unwrap_secret_key(own, passphrase)
+                else:
+                    crypto.unwrap_secret_key(self._dummy(params), passphrase)
+        if keypair is None:
+            raise LoginFailed()
+        return keypair
 
     def login(self, *, session: Session, username: str, passphrase: str, otp: str) -> UnlockedEditor:
         if len(username) > MAX_USERNAME_CHARS or len(passphrase.encode("utf-8")) > crypto.MAX_PASSPHRASE_BYTES:
             raise LoginFailed()
         editor = session.scalars(select(Editor).where(Editor.username == username.strip())).first()
         try:
-            keypair = crypto.unwrap_secret_key(editor.wrapped_secret_key if editor else self._dummy, passphrase)
+            keypair = self._unwrap_in_constant_cost(session, editor, passphrase)
         except crypto.DecryptionError as e:
             raise LoginFailed() from e
-        if editor is None or editor.disabled:  # the dummy never unwraps, but be explicit
+        if editor is None or editor.disabled:
             raise LoginFailed()
         sealed = editor.sealed_totp_secret
         totp = crypto.open_totp_record(keypair, sealed)

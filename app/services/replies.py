@@ -59,6 +59,7 @@ def send_reply(
             size=body.size,
             sha256=body.sha256,
             received=sealed_receipt_time(),
+            owner=source.id,
         )
         session.add(
             Reply(
@@ -86,9 +87,8 @@ def send_reply(
 
 def _open(store: BlobStore, reply: Reply, capsule: bytes, keys: crypto.NewsroomKeys) -> OpenedReply:
     data_key = crypto.open_capsule(capsule, keys)
-    metadata = crypto.open_metadata(data_key, reply.sealed_metadata)
-    if metadata.kind != "reply":
-        raise crypto.DecryptionError()
+    # A reply moved to another source does not open: its record names the source it was sent to.
+    metadata = crypto.open_metadata(data_key, reply.sealed_metadata, owner=reply.source_id, kind="reply")
     text = read_body(store, reply.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
     return OpenedReply(
         id=reply.id, text=text, received=metadata.received, author=reply.author, source_state=reply.source_state

@@ -73,7 +73,7 @@ def _cache(scratch: dict[str, object]) -> _Cache:
 def _item_text(item: Item, store: BlobStore, keys: crypto.NewsroomKeys) -> str:
     try:
         data_key = crypto.open_capsule(item.capsule, keys)
-        metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+        metadata = crypto.open_metadata(data_key, item.sealed_metadata, owner=item.submission_id, kind=item.kind)
         if metadata.kind != "message":
             return metadata.name
         if metadata.size > MAX_SEARCHED_MESSAGE_BYTES:

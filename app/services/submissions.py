@@ -96,7 +96,8 @@ def _commit_with_bodies(session: Session, items: list[SealedItem]) -> None:
 
 
 def _add_submission(*, session: Session, source: Source, items: list[SealedItem], today: dt.date) -> None:
-    submission = Submission(id=secrets.token_hex(16), source=source, created_on=today)
+    (submission_id,) = {sealed.submission_id for sealed in items}  # one ingest, one submission
+    submission = Submission(id=submission_id, source=source, created_on=today)
     for position, sealed in enumerate(items):
         submission.items.append(
             Item(
@@ -154,13 +155,14 @@ def open_source_submissions(
 def _open_envelope(item: Item, newsroom_keys: crypto.NewsroomKeys) -> tuple[bytes, crypto.EnvelopeMetadata]:
     """The data key and metadata, checked against the row as the offline reader checks the bundle.
 
-    The row's clear ``kind`` and ``body_size`` must say what the sealed metadata
-    says: a message relabelled as a file, or a size that is not the Padmé size
-    of the content, is a tampered row (DecryptionError).
+    The row's clear ``kind``, ``body_size`` and submission must say what the
+    sealed metadata says: a message relabelled as a file, a size that is not the
+    Padmé size of the content, or an envelope moved to another submission, is a
+    tampered row (DecryptionError).
     """
     data_key = crypto.open_capsule(item.capsule, newsroom_keys)
-    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
-    if metadata.kind != item.kind or item.body_size != crypto.body_size(metadata.size):
+    metadata = crypto.open_metadata(data_key, item.sealed_metadata, owner=item.submission_id, kind=item.kind)
+    if item.body_size != crypto.body_size(metadata.size):
         raise crypto.DecryptionError()
     return data_key, metadata
 

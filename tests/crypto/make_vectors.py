@@ -246,7 +246,7 @@ def envelope_vector(previous: dict[str, Any] | None) -> dict[str, Any]:
 
     newsroom = crypto.keypair_from_secret(nsk)
     assert crypto.open_capsule(capsule, {crypto.key_id(npk): newsroom}) == data_key
-    assert crypto.open_metadata(data_key, record) == crypto.EnvelopeMetadata(**metadata)
+    assert crypto.open_metadata(data_key, record, owner=None) == crypto.EnvelopeMetadata(**metadata)
     assert b"".join(crypto.read_body(data_key, io.BytesIO(body), len(content))) == content
     return {
         "newsroom_secret_key": nsk.hex(),
@@ -262,6 +262,29 @@ def envelope_vector(previous: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def metadata_v2_vector() -> dict[str, Any]:
+    """A version 0x02 metadata record: the 0x01 members plus ``owner`` (docs/crypto.md)."""
+    data_key = fixed("metadata v2 data key")
+    owner = fixed("metadata v2 owner", 16).hex()
+    metadata: dict[str, Any] = {
+        "kind": "message",
+        "name": "",
+        "type": "text/plain; charset=utf-8",
+        "size": 12,
+        "sha256": hashlib.sha256(b"hola, buzon\n").hexdigest(),
+        "received": "2026-12-04T05:06:07Z",
+        "sanitised": "",
+        "owner": owner,
+    }
+    document = json.dumps(metadata, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    nonce = fixed("metadata v2 nonce", 24)
+    meta_key = blake2b(data_key, b"buzon-meta-v1")
+    record = b"\x02" + nonce + sodium.crypto_secretbox(document.ljust(1024, b" "), nonce, meta_key)
+    opened = crypto.open_metadata(data_key, record, owner=owner, kind="message")
+    assert opened == crypto.EnvelopeMetadata(**metadata)
+    return {"data_key": data_key.hex(), "owner": owner, "metadata": metadata, "metadata_record": record.hex()}
+
+
 def main() -> None:
     previous: dict[str, Any] | None = None
     if OUTPUT.exists():
@@ -273,6 +296,7 @@ def main() -> None:
         "recovery": recovery_vectors(),
         "wrapped_key": wrapped_key_vector(),
         "envelope": envelope_vector(previous),
+        "metadata_v2": metadata_v2_vector(),
     }
     OUTPUT.write_text(json.dumps(vectors, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
     print(f"wrote {OUTPUT}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -146,6 +147,9 @@ def metadata_record(data_key: bytes, plaintext: bytes) -> bytes:
     return b"\x01" + nonce + box
 
 
+OWNER = "5e" * 16  # the submission a sample envelope belongs to
+
+
 def sample_metadata(name: str = "informe.pdf", content: bytes = b"hello") -> EnvelopeMetadata:
     return EnvelopeMetadata(
         kind="file",
@@ -154,6 +158,7 @@ def sample_metadata(name: str = "informe.pdf", content: bytes = b"hello") -> Env
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
         received="2024-05-01T12:34:56Z",
+        owner=OWNER,
     )
 
 
@@ -232,7 +237,7 @@ def test_decryption_error_is_opaque() -> None:
     errors: list[DecryptionError] = []
     for attempt in (
         lambda: crypto.open_capsule(b"", {}),
-        lambda: crypto.open_metadata(bytes(32), bytes(META_SIZE)),
+        lambda: crypto.open_metadata(bytes(32), bytes(META_SIZE), owner=None),
         lambda: crypto.recovery_keypair("nope"),
         lambda: crypto.unwrap_secret_key(b"\x02" * WRAPPED_KEY_SIZE, "x"),
     ):
@@ -364,8 +369,9 @@ def test_metadata_round_trip(name: str) -> None:
     metadata = sample_metadata(name)
     record = crypto.seal_metadata(data_key, metadata)
     assert len(record) == META_SIZE
-    assert record[0] == 0x01
-    assert crypto.open_metadata(data_key, record) == metadata
+    assert record[0] == 0x02
+    assert crypto.open_metadata(data_key, record, owner=None) == metadata
+    assert crypto.open_metadata(data_key, record, owner=OWNER, kind="file") == metadata
     assert crypto.seal_metadata(data_key, metadata) != record  # fresh nonce
 
 
@@ -401,6 +407,7 @@ def test_metadata_within_spec_limits_always_fits() -> None:
         sha256="0" * 64,
         received="2024-05-01T12:34:56Z",
         sanitised="not-requested",
+        owner="f" * 32,
     )
     record = crypto.seal_metadata(crypto.new_data_key(), metadata)
     assert len(record) == META_SIZE
@@ -411,23 +418,31 @@ def test_metadata_every_byte_flip_is_rejected() -> None:
     record = crypto.seal_metadata(data_key, sample_metadata())
     for _, bad in flipped(record):
         with pytest.raises(DecryptionError):
-            crypto.open_metadata(data_key, bad)
+            crypto.open_metadata(data_key, bad, owner=None)
 
 
 def test_metadata_wrong_length_version_or_key_is_rejected() -> None:
     data_key = crypto.new_data_key()
     record = crypto.seal_metadata(data_key, sample_metadata())
-    for bad in (b"", record[:-1], record + b" ", b"\x02" + record[1:], record[:25] + record[26:] + b"\0"):
+    # 0x01 with an owner inside is a downgrade; 0x03 is no version at all.
+    for bad in (
+        b"",
+        record[:-1],
+        record + b" ",
+        b"\x01" + record[1:],
+        b"\x03" + record[1:],
+        record[:25] + record[26:] + b"\0",
+    ):
         with pytest.raises(DecryptionError):
-            crypto.open_metadata(data_key, bad)
+            crypto.open_metadata(data_key, bad, owner=None)
     other_key = crypto.new_data_key()
     other_record = crypto.seal_metadata(other_key, sample_metadata())
     with pytest.raises(DecryptionError):  # another envelope's data key
-        crypto.open_metadata(other_key, record)
+        crypto.open_metadata(other_key, record, owner=None)
     with pytest.raises(DecryptionError):
-        crypto.open_metadata(data_key, other_record)
+        crypto.open_metadata(data_key, other_record, owner=None)
     with pytest.raises(DecryptionError):  # the body key is not the metadata key
-        crypto.open_metadata(blake2b(data_key, b"buzon-body-v1"), record)
+        crypto.open_metadata(blake2b(data_key, b"buzon-body-v1"), record, owner=None)
 
 
 GOOD_FIELDS: dict[str, Any] = {
@@ -461,7 +476,7 @@ GOOD_FIELDS: dict[str, Any] = {
 def test_authentic_but_malformed_metadata_is_rejected(plaintext: bytes) -> None:
     data_key = crypto.new_data_key()
     with pytest.raises(DecryptionError):
-        crypto.open_metadata(data_key, metadata_record(data_key, plaintext))
+        crypto.open_metadata(data_key, metadata_record(data_key, plaintext), owner=None)
 
 
 @pytest.mark.parametrize(
@@ -476,21 +491,23 @@ def test_authentic_but_malformed_metadata_is_rejected(plaintext: bytes) -> None:
 def test_authentic_metadata_within_the_schema_opens(override: dict[str, Any]) -> None:
     data_key = crypto.new_data_key()
     fields = {**GOOD_FIELDS, **override}
-    assert crypto.open_metadata(data_key, metadata_record(data_key, json.dumps(fields).encode())) == EnvelopeMetadata(
-        **fields
-    )
+    assert crypto.open_metadata(
+        data_key, metadata_record(data_key, json.dumps(fields).encode()), owner=None
+    ) == EnvelopeMetadata(**fields)
 
 
 def test_authentic_metadata_with_any_json_layout_opens() -> None:
     data_key = crypto.new_data_key()
     document = json.dumps(GOOD_FIELDS, indent=4, sort_keys=True).encode()
-    assert crypto.open_metadata(data_key, metadata_record(data_key, document)) == EnvelopeMetadata(**GOOD_FIELDS)
+    assert crypto.open_metadata(data_key, metadata_record(data_key, document), owner=None) == EnvelopeMetadata(
+        **GOOD_FIELDS
+    )
 
 
 def test_authentic_deeply_nested_metadata_is_rejected() -> None:
     data_key = crypto.new_data_key()
     with pytest.raises(DecryptionError):
-        crypto.open_metadata(data_key, metadata_record(data_key, b"[" * 1024))
+        crypto.open_metadata(data_key, metadata_record(data_key, b"[" * 1024), owner=None)
 
 
 @pytest.mark.parametrize(
@@ -519,7 +536,9 @@ def test_authentic_deeply_nested_metadata_is_rejected() -> None:
 def test_authentic_metadata_violating_schema_is_rejected(override: dict[str, Any]) -> None:
     data_key = crypto.new_data_key()
     with pytest.raises(DecryptionError):
-        crypto.open_metadata(data_key, metadata_record(data_key, json.dumps({**GOOD_FIELDS, **override}).encode()))
+        crypto.open_metadata(
+            data_key, metadata_record(data_key, json.dumps({**GOOD_FIELDS, **override}).encode()), owner=None
+        )
 
 
 # --- body -------------------------------------------------------------------------------
@@ -1186,7 +1205,7 @@ def test_vector_envelope() -> None:
     data_key = crypto.open_capsule(capsule, {crypto.key_id(newsroom.public): newsroom})
     assert data_key.hex() == vector["data_key"]
     record = bytes.fromhex(vector["metadata_record"])
-    metadata = crypto.open_metadata(data_key, record)
+    metadata = crypto.open_metadata(data_key, record, owner=None)
     assert metadata == EnvelopeMetadata(**vector["metadata"])
     content = bytes.fromhex(vector["content"])
     assert read_all(data_key, bytes.fromhex(vector["body"]), metadata.size) == content
@@ -1247,3 +1266,48 @@ def test_dup_tag_matches_spec_formula() -> None:
     assert crypto.dup_tag(crypto.dedup_key(bytes(32)), sha) != expected
     with pytest.raises(DecryptionError):
         crypto.dup_tag(key, "not hex")
+
+
+def test_vector_metadata_v2() -> None:
+    vector = VECTORS["metadata_v2"]
+    data_key, record = bytes.fromhex(vector["data_key"]), bytes.fromhex(vector["metadata_record"])
+    expected = EnvelopeMetadata(**vector["metadata"])
+    assert crypto.open_metadata(data_key, record, owner=vector["owner"], kind="message") == expected
+    assert crypto.open_metadata(data_key, record, owner=None) == expected
+    with pytest.raises(DecryptionError):  # moved to another submission
+        crypto.open_metadata(data_key, record, owner="0" * 32)
+    with pytest.raises(DecryptionError):  # relabelled
+        crypto.open_metadata(data_key, record, owner=vector["owner"], kind="file")
+
+
+def test_a_version_1_record_stays_readable_without_an_owner_check() -> None:
+    # Sealed before 0x02: no owner to compare, so any row may hold it (the residue in docs/crypto.md).
+    vector = VECTORS["envelope"]
+    data_key, record = bytes.fromhex(vector["data_key"]), bytes.fromhex(vector["metadata_record"])
+    assert record[0] == 0x01
+    opened = crypto.open_metadata(data_key, record, owner="0" * 32, kind="file")
+    assert opened == EnvelopeMetadata(**vector["metadata"])
+    assert opened.owner == ""
+
+
+@pytest.mark.parametrize(
+    ("version", "owner"),
+    [(0x01, OWNER), (0x02, None), (0x02, ""), (0x02, "A" * 32), (0x02, OWNER + "0")],
+    ids=["owner in 0x01", "no owner in 0x02", "empty owner", "upper-case owner", "long owner"],
+)
+def test_the_owner_member_is_exactly_where_its_version_says(version: int, owner: str | None) -> None:
+    data_key = crypto.new_data_key()
+    fields = {**sample_metadata().__dict__}
+    if owner is None:
+        del fields["owner"]
+    else:
+        fields["owner"] = owner
+    plaintext = json.dumps(fields).encode()
+    record = bytes([version]) + metadata_record(data_key, plaintext)[1:]
+    with pytest.raises(DecryptionError):
+        crypto.open_metadata(data_key, record, owner=None)
+
+
+def test_metadata_without_an_owner_cannot_be_sealed() -> None:
+    with pytest.raises(ValueError, match="schema"):
+        crypto.seal_metadata(crypto.new_data_key(), dataclasses.replace(sample_metadata(), owner=""))

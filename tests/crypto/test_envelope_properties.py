@@ -49,6 +49,7 @@ METADATA = EnvelopeMetadata(
     size=5,
     sha256=hashlib.sha256(b"hello").hexdigest(),
     received="2024-05-01T12:34:56Z",
+    owner="0f" * 16,
 )
 METADATA_RECORD = crypto.seal_metadata(DATA_KEY, METADATA)
 EDITOR = crypto.generate_keypair()
@@ -163,10 +164,12 @@ def test_body_round_trips(content: bytes, data: st.DataObject) -> None:
     size=st.integers(0, 2**53),
 )
 def test_metadata_round_trips(name: str, size: int) -> None:
-    metadata = EnvelopeMetadata("file", name, "application/octet-stream", size, "ab" * 32, "2024-05-01T12:34:56Z")
+    metadata = EnvelopeMetadata(
+        "file", name, "application/octet-stream", size, "ab" * 32, "2024-05-01T12:34:56Z", owner="0f" * 16
+    )
     record = crypto.seal_metadata(DATA_KEY, metadata)
     assert len(record) == META_SIZE
-    assert crypto.open_metadata(DATA_KEY, record) == metadata
+    assert crypto.open_metadata(DATA_KEY, record, owner=None) == metadata
 
 
 # --- arbitrary input: valid data or DecryptionError, nothing else --------------------------
@@ -186,7 +189,7 @@ def test_open_capsule_arbitrary_bytes(capsule: bytes) -> None:
 @given(_anything_with_prefix(b"\x01", META_SIZE))
 def test_open_metadata_arbitrary_bytes(record: bytes) -> None:
     try:
-        metadata = crypto.open_metadata(DATA_KEY, record)
+        metadata = crypto.open_metadata(DATA_KEY, record, owner=None)
     except DecryptionError:
         return
     assert isinstance(metadata, EnvelopeMetadata)
@@ -286,7 +289,7 @@ def test_capsule_is_not_malleable(capsule: bytes) -> None:
 def test_metadata_record_is_not_malleable(record: bytes) -> None:
     assume(record != METADATA_RECORD)
     with pytest.raises(DecryptionError):
-        crypto.open_metadata(DATA_KEY, record)
+        crypto.open_metadata(DATA_KEY, record, owner=None)
 
 
 @PROPERTY
@@ -321,7 +324,7 @@ def test_body_is_not_malleable(pair: tuple[bytes, bytes]) -> None:
 
 def test_fixtures_of_the_properties_are_valid() -> None:
     assert crypto.open_capsule(CAPSULE, NEWSROOM_KEYS) == DATA_KEY
-    assert crypto.open_metadata(DATA_KEY, METADATA_RECORD) == METADATA
+    assert crypto.open_metadata(DATA_KEY, METADATA_RECORD, owner=None) == METADATA
     assert crypto.unwrap_secret_key(WRAPPED, PASSPHRASE).public == EDITOR.public
     assert crypto.open_sealed_keypair(EDITOR, GRANT).public == NEWSROOM.public
     assert _read(SMALL_BODY, 14) == b"a small secret"

@@ -102,6 +102,7 @@ def _metadata(kind: str, name: str, content: bytes) -> crypto.EnvelopeMetadata:
         sha256=hashlib.sha256(content).hexdigest(),
         received="2025-01-01T10:00:00Z",
         sanitised="not-requested" if kind == "file" else "",
+        owner="0f" * 16,
     )
 
 
@@ -270,7 +271,7 @@ def target_capsule(program: bytes) -> None:
 def target_metadata(program: bytes) -> None:
     w = world()
     record = mutate(w.metadata, program)
-    _check_opens_only_original(w.metadata, record, lambda: crypto.open_metadata(w.data_key, record))
+    _check_opens_only_original(w.metadata, record, lambda: crypto.open_metadata(w.data_key, record, owner=None))
 
 
 def _read(data_key: bytes, body: bytes, size: int) -> bytes:
@@ -342,7 +343,7 @@ def target_manifest(program: bytes) -> None:
     for entry in manifest.entries:
         try:
             data_key = crypto.open_capsule(entry.capsule, w.keys)
-            crypto.open_metadata(data_key, entry.sealed_metadata)
+            crypto.open_metadata(data_key, entry.sealed_metadata, owner=None)
         except DecryptionError:
             continue
         assert any((entry.capsule, entry.sealed_metadata) == (v.capsule, v.sealed_metadata) for v in valid), (

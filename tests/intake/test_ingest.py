@@ -42,7 +42,7 @@ def _ingest(store: BlobStore, chunks: list[bytes], limits: Limits = LIMITS) -> l
 
 def _open(store: BlobStore, item: SealedItem) -> tuple[crypto.EnvelopeMetadata, bytes]:
     data_key = crypto.open_capsule(item.capsule, KEYS)
-    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+    metadata = crypto.open_metadata(data_key, item.sealed_metadata, owner=None)
     with store.open(item.blob_name) as body:
         content = b"".join(crypto.read_body(data_key, body, metadata.size))
     assert store.size(item.blob_name) == item.body_size == crypto.body_size(metadata.size)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tarfile
@@ -51,7 +52,9 @@ class World:
     bundle: Path
 
 
-def _sealed(store: BlobStore, npk: bytes, kind: str, name: str, content: bytes, received: str) -> SealedItem:
+def _sealed(
+    store: BlobStore, npk: bytes, kind: str, name: str, content: bytes, received: str, submission_id: str
+) -> SealedItem:
     body = write_body(store, content)
     metadata = crypto.EnvelopeMetadata(
         kind=kind,
@@ -61,6 +64,7 @@ def _sealed(store: BlobStore, npk: bytes, kind: str, name: str, content: bytes, 
         sha256=body.sha256,
         received=received,
         sanitised="" if kind == "message" else "not-requested",
+        owner=submission_id,
     )
     return SealedItem(
         kind=kind,
@@ -69,6 +73,7 @@ def _sealed(store: BlobStore, npk: bytes, kind: str, name: str, content: bytes, 
         blob_name=body.blob_name,
         body_size=crypto.body_size(body.size),
         blob=body.blob,
+        submission_id=submission_id,
     )
 
 
@@ -79,8 +84,9 @@ def _record_source(instance: Instance, message: str, files: list[tuple[str, byte
     with make_session_factory(make_engine(settings.resolved_database_url))() as session:
         npk = keys.active_public_key(session)
         # Times of receipt are to the second; fixed ones make the numbering of the output predictable.
-        items = [_sealed(store, npk, "message", "", message.encode(), "2025-01-01T10:00:00Z")]
-        items += [_sealed(store, npk, "file", name, content, "2025-01-01T10:00:00Z") for name, content in files]
+        first, second = secrets.token_hex(16), secrets.token_hex(16)
+        items = [_sealed(store, npk, "message", "", message.encode(), "2025-01-01T10:00:00Z", first)]
+        items += [_sealed(store, npk, "file", name, content, "2025-01-01T10:00:00Z", first) for name, content in files]
         submissions.record_new_source_submission(
             session=session,
             items=items,
@@ -88,7 +94,7 @@ def _record_source(instance: Instance, message: str, files: list[tuple[str, byte
             kdf=keys.codename_kdf(session),
         )
         source = session.scalars(select(Source)).one()
-        follow_up = [_sealed(store, npk, "message", "", FOLLOW_UP.encode(), "2025-01-02T09:30:00Z")]
+        follow_up = [_sealed(store, npk, "message", "", FOLLOW_UP.encode(), "2025-01-02T09:30:00Z", second)]
         submissions.record_follow_up(session=session, items=follow_up, source_id=source.id)
         replies.send_reply(session=session, store=store, source=source, text=REPLY, newsroom_public_key=npk)
         return source.id
@@ -437,6 +443,17 @@ def test_a_swapped_capsule_or_kind_is_refused(world: World, tmp_path: Path) -> N
     _assert_refused(
         world, _rewritten(world, tmp_path, lambda m: _with_manifest(m, relabel)), tmp_path / "out", "manifest"
     )
+
+
+def test_an_item_moved_to_another_submission_of_the_bundle_is_refused(world: World, tmp_path: Path) -> None:
+    def move_follow_up(document: dict[str, object]) -> None:
+        entries = document["entries"]
+        assert isinstance(entries, list)
+        follow_up = next(e for e in entries if e["submission"] == 1)
+        follow_up["submission"], follow_up["position"] = 0, max(e["position"] for e in entries) + 1
+
+    moved = _rewritten(world, tmp_path, lambda m: _with_manifest(m, move_follow_up))
+    _assert_refused(world, moved, tmp_path / "out", "other than their own")
 
 
 def test_not_a_bundle_is_refused(tmp_path: Path) -> None:

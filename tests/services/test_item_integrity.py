@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Item, Submission
-from app.services import keys, submissions
+from app import crypto
+from app.db.models import Item, Reply, Submission
+from app.services import keys, replies, submissions
 from app.storage import BlobStore
 from tests.support import Instance
 from tests.support.inprocess import SourceFactory
@@ -60,3 +61,42 @@ def test_a_tampered_row_opens_nothing(
     db.commit()
     with pytest.raises(submissions.ItemNotFound):
         submissions.open_item_stream(session=db, store=store, item_id=item.id, newsroom_keys=newsroom_keys)
+
+
+def test_an_envelope_moved_to_another_sources_submission_opens_nothing(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory
+) -> None:
+    # An adversary with the database (not the keys) plants one source's file in another's
+    # conversation, to make it look as if the second source sent it.
+    victim = make_source("the victim's tip", files=[("plan.pdf", b"%PDF-1.4 the victim's file")])
+    other = make_source("someone else's tip")
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    item = _items(db, victim.id)["file"]
+    (target,) = db.scalars(select(Submission).where(Submission.source_id == other.id))
+    _, chunks = submissions.open_item_stream(session=db, store=store, item_id=item.id, newsroom_keys=newsroom_keys)
+    assert b"".join(chunks) == b"%PDF-1.4 the victim's file"
+    item.submission_id = target.id
+    db.commit()
+    with pytest.raises(submissions.ItemNotFound):
+        submissions.open_item_stream(session=db, store=store, item_id=item.id, newsroom_keys=newsroom_keys)
+    # Nor does the planted file show on the other source's page as theirs.
+    with pytest.raises(crypto.DecryptionError):
+        submissions.open_source_submissions(session=db, store=store, source=other.source, newsroom_keys=newsroom_keys)
+
+
+def test_a_reply_moved_to_another_source_opens_nothing(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory
+) -> None:
+    first = make_source("first")
+    second = make_source("second")
+    public_key = keys.active_public_key(db)
+    text = "only for the first"
+    replies.send_reply(session=db, store=store, source=first.source, text=text, newsroom_public_key=public_key)
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    sent = replies.replies_for_editor(session=db, store=store, source_id=first.id, newsroom_keys=newsroom_keys)
+    assert [r.text for r in sent] == [text]
+    (reply,) = db.scalars(select(Reply).where(Reply.source_id == first.id))
+    reply.source_id = second.id
+    db.commit()
+    with pytest.raises(crypto.DecryptionError):
+        replies.replies_for_editor(session=db, store=store, source_id=second.id, newsroom_keys=newsroom_keys)

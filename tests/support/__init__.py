@@ -335,7 +335,7 @@ def open_every_submission(settings: Settings, recovery_secret: str) -> list[list
                 items = []
                 for item in submission.items:
                     data_key = crypto.open_capsule(item.capsule, newsroom_keys)
-                    metadata = crypto.open_metadata(data_key, item.sealed_metadata)
+                    metadata = crypto.open_metadata(data_key, item.sealed_metadata, owner=None)
                     with store.open(item.blob_name) as body:
                         content = b"".join(crypto.read_body(data_key, body, metadata.size))
                     items.append(((item.kind, metadata.name, content), metadata))
