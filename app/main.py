@@ -152,7 +152,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 
 
 def create_editor_app(settings: Settings) -> FastAPI:
-    from app.routers import accounts, admin, editor, export, verify
+    from app.routers import accounts, admin, approvals, editor, export, verify
     from app.services.editors import Authenticator
     from app.web.jobs import install_notifications, install_retention, install_store_sweep
     from app.web.throttle import LoginThrottle
@@ -173,6 +173,7 @@ def create_editor_app(settings: Settings) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(admin.router)
     app.include_router(verify.router)
+    app.include_router(approvals.router)
     app.include_router(export.router)
     factory, store = app.state.session_factory, app.state.store
     install_notifications(app, settings, factory)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # Empty slots made ahead for bodies, topped up daily (docs/storage.md): above a busy day's
     # messages, files and replies, or a batch made mid-day dates the bodies that use it.
     store_pool: int = Field(default=1024, ge=1)
+    # With more than one admin, deleting a source or an editor waits for a second admin.
+    second_admin_approval: bool = True
     strip_memory_budget_bytes: int = Field(default=320 * MIB, ge=0)
     # The parser sandbox (app/media/sandbox.py): each untrusted file is parsed in a
     # worker process of its own, with this much memory beyond the parsers' code,

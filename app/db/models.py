@@ -11,7 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NO_ROWID: dict[str, object] = {"sqlite_with_rowid": False}
@@ -213,3 +224,16 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str] = mapped_column(String(120), default="")
+
+
+class Approval(Base):
+    """A deletion one editor asked for, waiting for a second admin (app/services/approvals.py)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("action", "target_id"), NO_ROWID)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    action: Mapped[str] = mapped_column(String(24))
+    target_id: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
+    requested_on: Mapped[dt.date] = mapped_column(Date)

@@ -17,11 +17,12 @@ from app.deps import (
     KeyHolder,
     SameOrigin,
     SessionFactoryDep,
+    SettingsDep,
     TemplatesDep,
     check_csrf,
 )
 from app.errors import AdminsOnly
-from app.services import audit, editors, invites, keys
+from app.services import approvals, audit, editors, invites, keys
 from app.services.editors import UnlockedEditor
 from app.web.forms import read_small_form
 
@@ -102,11 +103,18 @@ async def revoke(request: Request, editor_id: str, admin: Admin, db: DbDep, logi
 
 
 @router.post("/editors/{editor_id}/delete", dependencies=[SameOrigin])
-async def delete(request: Request, editor_id: str, admin: Admin, db: DbDep, logins: EditorLoginsDep) -> Response:
+async def delete(
+    request: Request, editor_id: str, admin: Admin, db: DbDep, logins: EditorLoginsDep, settings: SettingsDep
+) -> Response:
     await _checked_form(request)
-    if editor_id != admin.editor_id:
-        editors.delete_editor(session=db, editor_id=editor_id, actor=admin.username)
-        logins.end_all_for(editor_id)
+    if editor_id == admin.editor_id:
+        return RedirectResponse("/admin/editors", status_code=303)
+    if approvals.second_admin_needed(db, enabled=settings.second_admin_approval):
+        by = approvals.Actor(admin.editor_id, admin.username, admin.is_admin)
+        approvals.request(db, action=approvals.DELETE_EDITOR, target_id=editor_id, by=by)
+        return RedirectResponse("/approvals?asked=1", status_code=303)
+    editors.delete_editor(session=db, editor_id=editor_id, actor=admin.username)
+    logins.end_all_for(editor_id)
     return RedirectResponse("/admin/editors", status_code=303)
 
 

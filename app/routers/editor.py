@@ -30,7 +30,7 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import NotFound
-from app.services import audit, deletion, desk, keys, replies, retention, search, submissions, triage
+from app.services import approvals, audit, deletion, desk, keys, replies, retention, search, submissions, triage
 from app.services.editors import LoginFailed, UnlockedEditor, pack_keys
 from app.settings import Settings
 from app.web import downloads
@@ -374,17 +374,30 @@ def confirm_delete_source(
 
 @router.post("/sources/{source_id}/delete", dependencies=[SameOrigin])
 async def delete_source(
-    request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep, store: StoreDep
+    request: Request,
+    source_id: str,
+    editor: KeyHolder,
+    factory: SessionFactoryDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> Response:
     await _checked_form(request)
 
-    def run() -> int:
+    def run() -> str | None:
         with factory() as session:
-            return deletion.delete_sources(session=session, store=store, source_ids=[source_id], actor=editor.username)
+            if approvals.second_admin_needed(session, enabled=settings.second_admin_approval):
+                by = approvals.Actor(editor.editor_id, editor.username, editor.is_admin)
+                approvals.request(session, action=approvals.DELETE_SOURCE, target_id=source_id, by=by)
+                return "/approvals?asked=1"
+            deleted = deletion.delete_sources(
+                session=session, store=store, source_ids=[source_id], actor=editor.username
+            )
+            return "/" if deleted else None
 
-    if not await to_thread.run_sync(run):
+    then = await to_thread.run_sync(run)
+    if then is None:
         raise NotFound()
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(then, status_code=303)
 
 
 @router.get("/items/{item_id}/download")

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Base, Note, Reply, Tag
+from app.db.models import Approval, Base, Note, Reply, Tag
 from app.main import create_editor_app
-from app.services import editors, invites, keys, replies, triage
+from app.services import approvals, editors, invites, keys, replies, triage
 from app.storage import BlobStore
 from tests.support import EditorAccount, Instance, csrf_token_in, stored_files
 from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, try_log_in
@@ -48,6 +48,7 @@ class World:
     reply_id: str
     bystander_id: str
     granted_admin_id: str
+    approval_id: str  # ana asked to delete a second source
 
 
 Form = tuple[str, dict[str, str]]
@@ -77,6 +78,8 @@ ROUTES: dict[str, Callable[[World], Form]] = {
     "/admin/editors/{editor_id}/revoke": lambda w: (f"/admin/editors/{w.granted_admin_id}/revoke", {}),
     "/admin/editors/{editor_id}/delete": lambda w: (f"/admin/editors/{w.bystander_id}/delete", {}),
     "/admin/keys/rotate": lambda w: ("/admin/keys/rotate", {}),
+    "/approvals/{approval_id}/approve": lambda w: (f"/approvals/{w.approval_id}/approve", {}),
+    "/approvals/{approval_id}/withdraw": lambda w: (f"/approvals/{w.approval_id}/withdraw", {}),
 }
 
 
@@ -111,6 +114,10 @@ def _world(db: Session, instance: Instance, make_source: SourceFactory, make_edi
     invites.create_invite(session=db, username="yolanda", is_admin=False, actor="setup")
     bystander = make_editor("zoe", grant=False)
     granted = make_editor("ana", admin=True)
+    other = make_source(message="a second tip").source
+    approvals.request(
+        db, action=approvals.DELETE_SOURCE, target_id=other.id, by=approvals.Actor(granted.id, "ana", is_admin=True)
+    )
     return World(
         source_id=source.id,
         item_id=item.id,
@@ -119,6 +126,7 @@ def _world(db: Session, instance: Instance, make_source: SourceFactory, make_edi
         reply_id=db.scalars(select(Reply.id)).one(),
         bystander_id=bystander.id,
         granted_admin_id=granted.id,
+        approval_id=db.scalars(select(Approval.id)).one(),
     )
 
 

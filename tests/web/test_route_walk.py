@@ -22,10 +22,10 @@ from PIL import Image
 from sqlalchemy import select
 from starlette.routing import Mount
 
-from app.db.models import Editor, Item, Source
+from app.db.models import Approval, Editor, Item, Source
 from app.db.session import make_engine, make_session_factory
 from app.main import STATIC_DIR, create_editor_app, create_source_app
-from app.services import invites
+from app.services import approvals, invites
 from app.web.security import CONTENT_SECURITY_POLICY
 from tests.fuzz.live import start_module_server
 from tests.support import EditorAccount, LiveServer, SettingsFactory, codename_in, initialise, submit_tip
@@ -39,6 +39,7 @@ MADE_UP = {
     "tag_id": "d" * 32,
     "note_id": "999999",
     "editor_id": "c" * 32,
+    "approval_id": "a" * 32,
     "token": "not-an-invite",
 }
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
@@ -75,6 +76,9 @@ def walk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactor
             source_id = session.scalars(select(Source.id)).one()
             item_id = session.scalars(select(Item.id).where(Item.kind == "file")).one()
             editor_id = session.scalars(select(Editor.id)).one()
+            by = approvals.Actor(editor_id, "walker", is_admin=True)
+            approvals.request(session, action=approvals.DELETE_SOURCE, target_id=source_id, by=by)
+            approval_id = session.scalars(select(Approval.id)).one()
         with httpx.Client(timeout=60) as client:
             server.login(client, admin)
             page = f"/sources/{source_id}"
@@ -91,7 +95,13 @@ def walk(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactor
         }
         real = {name: match[1] for name, match in ids.items() if match}
         assert len(real) == 3, html
-        real |= {"source_id": source_id, "item_id": item_id, "editor_id": editor_id, "token": token}
+        real |= {
+            "source_id": source_id,
+            "item_id": item_id,
+            "editor_id": editor_id,
+            "token": token,
+            "approval_id": approval_id,
+        }
         yield Walk(server, admin, codename, real)
     engine.dispose()
 
