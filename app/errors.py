@@ -66,6 +66,10 @@ class TooManyFiles(SubmissionError):
     pass
 
 
+class UploadTooSlow(MalformedSubmission):
+    """The upload stalled or crawled: it was ended so it cannot hold a thread and memory for ever."""
+
+
 class EmptySubmission(SubmissionError):
     pass
 

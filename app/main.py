@@ -34,7 +34,6 @@ from app.web.upload import drain_unread_body
 
 SOURCE_LOGIN_MAX_SECONDS = 12 * 3600
 # An upload waits this long for strip-buffer memory before it is refused.
-STRIP_BUDGET_WAIT_SECONDS = 120.0
 # An invited editor has this long between choosing a passphrase and proving a TOTP code.
 ENROLMENT_SECONDS = 15 * 60
 # Inside the package, so that an installed wheel serves the same pages as a clone.
@@ -144,7 +143,7 @@ def create_source_app(settings: Settings) -> FastAPI:
     )
     app.state.strip_policy = StripPolicy(
         max_bytes=settings.max_strip_bytes,
-        budget=MemoryBudget(settings.strip_memory_budget_bytes, wait_seconds=STRIP_BUDGET_WAIT_SECONDS),
+        budget=MemoryBudget(settings.strip_memory_budget_bytes),
         sandbox=app.state.sandbox,
     )
     app.include_router(source.router)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     sandbox_wall_seconds: float = Field(default=30, gt=0)
     sandbox_workers: int = Field(default=2, ge=1)
     source_session_idle_minutes: int = Field(default=120, ge=1)
+    # An upload with no byte for this long, or averaging under this rate after two
+    # minutes, is ended (app/web/upload.py): a stalled one would hold a thread and memory.
+    upload_idle_seconds: float = Field(default=60, gt=0)
+    upload_min_bytes_per_second: int = Field(default=256, ge=0)
     min_first_message_chars: int = Field(default=0, ge=0)
     # Global budgets per clock hour: they refuse floods without knowing who sends them.
     max_submissions_per_hour: int = Field(default=2000, ge=1)

@@ -3,8 +3,9 @@
 When stripping is requested the file is held in memory (never on disk) up to
 ``max_bytes``; if it ends within that, the parser sandbox's worker strips its
 metadata and the result is encrypted. A larger file is encrypted as it streams, as sent. Memory
-for these buffers comes from a shared budget, so concurrent uploads wait
-for room instead of exhausting the server.
+for these buffers comes from a shared budget, reserved as bytes arrive (a
+stalled upload holds only what it sent) and never waited for: a file that finds
+the budget spent streams on as sent, marked too-large, and the source is told.
 
 The buffer is an anonymous memory mapping of its own rather than a growing
 ``bytearray``: growing one reallocates and copies (briefly holding two), and
@@ -20,29 +21,30 @@ import threading
 from dataclasses import dataclass
 
 from app import crypto
-from app.errors import ServiceBusy
 from app.media.sandbox import Sandbox
 from app.storage import BlobStore, PendingBlob
 
+# Reservations grow in steps of this much plaintext (twice it, for the cleaned copy).
+RESERVE_STEP = 64 * 1024
+
 
 class MemoryBudget:
-    """Bytes of plaintext that strip buffers may hold at once, across all uploads."""
+    """Bytes of plaintext that strip buffers may hold at once, across all uploads. Nobody waits."""
 
-    def __init__(self, total: int, wait_seconds: float) -> None:
+    def __init__(self, total: int) -> None:
         self._available = total
-        self._wait = wait_seconds
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
 
-    def reserve(self, amount: int) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._available >= amount, timeout=self._wait):
-                raise ServiceBusy()
+    def try_reserve(self, amount: int) -> bool:
+        with self._lock:
+            if self._available < amount:
+                return False
             self._available -= amount
+            return True
 
     def release(self, amount: int) -> None:
-        with self._cond:
+        with self._lock:
             self._available += amount
-            self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,10 @@ class StripPolicy:
     budget: MemoryBudget
     sandbox: Sandbox
 
-    @property
-    def reservation(self) -> int:
+    def reservation_for(self, held: int) -> int:
         # Stripping holds the original and the cleaned copy at once.
-        return 2 * self.max_bytes
+        steps = -(-max(held, 1) // RESERVE_STEP)
+        return 2 * min(steps * RESERVE_STEP, self.max_bytes)
 
 
 @dataclass
@@ -109,11 +111,23 @@ class FileBody:
         self._blob_name = ""
         self._data_key = crypto.new_data_key()
         self._sanitised = crypto.Sanitised.NOT_REQUESTED
-        if strip is not None:
-            strip.budget.reserve(strip.reservation)
+        self._reserved = 0
+        if strip is not None and self._reserve(strip, 0):
             self._held = _Held(strip.max_bytes)
         else:
+            if strip is not None:
+                self._sanitised = crypto.Sanitised.TOO_LARGE  # no strip memory free: kept as sent
             self._open()
+
+    def _reserve(self, strip: StripPolicy, held: int) -> bool:
+        """Grow this file's reservation to cover ``held`` bytes; False if the budget is spent."""
+        needed = strip.reservation_for(held) - self._reserved
+        if needed <= 0:
+            return True
+        if not strip.budget.try_reserve(needed):
+            return False
+        self._reserved += needed
+        return True
 
     def _open(self) -> crypto.BodyWriter:
         self._blob_name, self._blob = self._store.begin()
@@ -121,19 +135,25 @@ class FileBody:
         return self._writer
 
     def _release(self) -> None:
-        if self._held is not None and self._strip is not None:
+        if self._held is not None:
             self._held.close()
             self._held = None
-            self._strip.budget.release(self._strip.reservation)
+        if self._strip is not None and self._reserved:
+            self._strip.budget.release(self._reserved)
+            self._reserved = 0
 
     def write(self, data: bytes | memoryview) -> None:
         if self._held is None:
             assert self._writer is not None
             self._writer.write(data)
-        elif self._held.fits(len(data)):
+        elif (
+            self._held.fits(len(data))
+            and self._strip is not None
+            and self._reserve(self._strip, self._held.size + len(data))
+        ):
             self._held.append(data)
         else:
-            # Too large to strip in memory: from here on it streams as sent.
+            # Too large to strip in memory, or no strip memory free: from here on it streams as sent.
             writer = self._open()
             self._held.write_to(writer)
             writer.write(data)

@@ -35,7 +35,7 @@ from app.settings import MIB, Settings
 from app.web import i18n
 from app.web.forms import read_small_form
 from app.web.logins import Login
-from app.web.upload import receive_submission
+from app.web.upload import Pace, receive_submission
 
 COOKIE_NAME = "buzon_source"
 _ROW_ID = re.compile("[0-9a-f]{32}")
@@ -118,7 +118,8 @@ async def submit(
     )
     if declared.isdigit():
         ingest.check_room(int(declared))
-    items = await receive_submission(request, ingest, limits, admission.bytes.take)
+    pace = Pace(idle_seconds=settings.upload_idle_seconds, min_bytes_per_second=settings.upload_min_bytes_per_second)
+    items = await receive_submission(request, ingest, limits, admission.bytes.take, pace)
     try:
         if ingest.fields.get(HONEYPOT_FIELD):
             # A bot filled the hidden field: it gets what looks like success.

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import anyio
 from anyio import CapacityLimiter, to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message
 
-from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge, TryLater
+from app.errors import MalformedSubmission, SubmissionError, SubmissionTooLarge, TryLater, UploadTooSlow
 from app.intake.ingest import Limits, SealedItem, SubmissionIngest
 
 # After a refused upload the rest of the body is read and dropped, up to this
@@ -23,6 +26,20 @@ DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 READ_AHEAD_MESSAGES = 4
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How slow an upload may be before it is ended: it holds a thread and memory meanwhile.
+
+    No byte for ``idle_seconds`` ends it; so does averaging under
+    ``min_bytes_per_second`` once ``grace_seconds`` have passed (a connection
+    that trickles a byte now and then to stay alive).
+    """
+
+    idle_seconds: float = 60.0
+    min_bytes_per_second: int = 256
+    grace_seconds: float = 120.0
+
+
 class _RequestBody:
     """The request body as raw ASGI messages, remembering whether it has ended.
 
@@ -30,19 +47,35 @@ class _RequestBody:
     refused upload drain the rest without waiting for bytes that never come.
     """
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, pace: Pace | None = None) -> None:
         # Whoever reads the body says so, so that the error pages know not to.
         request.state.body_taken = True
         self._receive = request.receive
+        self._pace = pace
         self.ended = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        started, received = time.monotonic(), 0
         while not self.ended:
-            message = await self._receive()
+            message = await self._next(started, received)
             if message["type"] == "http.disconnect":
                 raise ClientDisconnect()
             self.ended = not message.get("more_body", False)
-            yield message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            yield chunk
+
+    async def _next(self, started: float, received: int) -> Message:
+        if self._pace is None:
+            return await self._receive()
+        elapsed = time.monotonic() - started
+        if elapsed > self._pace.grace_seconds and received < self._pace.min_bytes_per_second * elapsed:
+            raise UploadTooSlow()
+        try:
+            with anyio.fail_after(self._pace.idle_seconds):
+                return await self._receive()
+        except TimeoutError as e:
+            raise UploadTooSlow() from e
 
     async def drain(self, limit: int) -> None:
         dropped = 0
@@ -57,7 +90,7 @@ Charge = Callable[[int], None]
 
 
 async def receive_submission(
-    request: Request, ingest: SubmissionIngest, limits: Limits, charge: Charge
+    request: Request, ingest: SubmissionIngest, limits: Limits, charge: Charge, pace: Pace | None = None
 ) -> list[SealedItem]:
     """Feed the body to the ingest as it arrives; on any failure remove what it wrote.
 
@@ -65,7 +98,7 @@ async def receive_submission(
     used: a budget is spent by bytes that came, never by a length a header claims.
     """
     declared = request.headers.get("content-length", "")
-    body = _RequestBody(request)
+    body = _RequestBody(request, pace)
     # The ingest runs on a thread of this upload's own, not one of the pool the
     # pages share: a file waiting there for strip memory (app/intake/filebody.py) would
     # otherwise hold a thread that the upload holding that memory needs to finish.
@@ -75,6 +108,9 @@ async def receive_submission(
             raise SubmissionTooLarge()
         await _feed(body, ingest, own_thread, charge)
         return await to_thread.run_sync(ingest.finish, limiter=own_thread)
+    except UploadTooSlow:
+        ingest.abort()  # nothing to drain: the client sends nothing, or next to nothing
+        raise
     except (SubmissionError, TryLater):
         # Over the hourly budget mid-upload too: the rest is dropped unread, so the page shows.
         ingest.abort()

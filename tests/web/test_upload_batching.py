@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from app import crypto
-from app.errors import MalformedSubmission, SubmissionTooLarge
+from app.errors import MalformedSubmission, SubmissionTooLarge, UploadTooSlow
 from app.intake.ingest import Limits, SealedItem, SubmissionIngest
 from app.storage import BlobStore
 from app.web import upload
@@ -123,3 +123,44 @@ def test_a_refusal_keeps_its_cause(tmp_path: Path) -> None:
     with pytest.raises(MalformedSubmission) as refused:
         _receive(_Body(iter([b"not multipart at all\r\n" * 10])), _ingest(BlobStore(tmp_path), limits), limits)
     assert isinstance(refused.value.__cause__, MultipartParseError)
+
+
+class _Trickle(_Body):
+    """A client that sends a few bytes now and then: alive, but never getting anywhere."""
+
+    async def receive(self) -> Message:
+        await anyio.sleep(0.05)
+        return await super().receive()
+
+
+def test_an_upload_that_crawls_is_ended_and_leaves_nothing(tmp_path: Path) -> None:
+    limits = Limits(max_total_bytes=1024 * 1024, max_message_chars=10, max_files=1)
+    body = _Trickle(iter([HEAD, *([b"t" * 10] * 1000)]))
+    ingest = _ingest(BlobStore(tmp_path), limits)
+    pace = upload.Pace(idle_seconds=5, min_bytes_per_second=1000, grace_seconds=0.3)
+
+    async def run() -> list[SealedItem]:
+        return await upload.receive_submission(_request(body), ingest, limits, lambda _size: None, pace)
+
+    with pytest.raises(UploadTooSlow):
+        anyio.run(run)
+    assert body.taken < 20  # ended soon after the grace, not after a thousand trickles
+    assert bodies_in(tmp_path) == []
+
+
+def test_an_upload_that_goes_silent_is_ended(tmp_path: Path) -> None:
+    limits = Limits(max_total_bytes=1024 * 1024, max_message_chars=10, max_files=1)
+
+    async def silent() -> Message:
+        await anyio.sleep(3600)
+        raise AssertionError("never reached")
+
+    request = Request({"type": "http", "method": "POST", "headers": _request(_Body(iter([]))).scope["headers"]}, silent)
+    ingest = _ingest(BlobStore(tmp_path), limits)
+    pace = upload.Pace(idle_seconds=0.2)
+
+    async def run() -> list[SealedItem]:
+        return await upload.receive_submission(request, ingest, limits, lambda _size: None, pace)
+
+    with pytest.raises(UploadTooSlow):
+        anyio.run(run)
