@@ -140,6 +140,7 @@ def create_source_app(settings: Settings) -> FastAPI:
         submissions=settings.max_submissions_per_hour,
         bytes_=settings.max_bytes_per_hour,
         new_codenames=settings.max_new_codenames_per_hour,
+        uploads=settings.max_concurrent_uploads,
     )
     app.state.strip_policy = StripPolicy(
         max_bytes=settings.max_strip_bytes,

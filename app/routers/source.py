@@ -119,7 +119,8 @@ async def submit(
     if declared.isdigit():
         ingest.check_room(int(declared))
     pace = Pace(idle_seconds=settings.upload_idle_seconds, min_bytes_per_second=settings.upload_min_bytes_per_second)
-    items = await receive_submission(request, ingest, limits, admission.bytes.take, pace)
+    with admission.uploads.hold():
+        items = await receive_submission(request, ingest, limits, admission.bytes.take, pace)
     try:
         if ingest.fields.get(HONEYPOT_FIELD):
             # A bot filled the hidden field: it gets what looks like success.

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -156,8 +156,36 @@ class HourlyBudget:
             self._used += amount
 
 
+class Slots:
+    """At most ``limit`` holders at once; one more is refused at once, never queued.
+
+    Uploads hold a slot while their body arrives: each holds a thread of its own
+    and up to a read-ahead of plaintext, so their number bounds both. Queueing
+    would not help a source: their browser keeps sending meanwhile, and a page
+    saying "busy, try again in a minute" loses nothing they can't send again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            if self._held >= self._limit:
+                raise ServiceBusy()
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+
+
 class Admission:
-    def __init__(self, *, submissions: int, bytes_: int, new_codenames: int) -> None:
+    def __init__(self, *, submissions: int, bytes_: int, new_codenames: int, uploads: int) -> None:
         self.submissions = HourlyBudget(submissions)
         self.bytes = HourlyBudget(bytes_)
         self.new_codenames = HourlyBudget(new_codenames)
+        self.uploads = Slots(uploads)

@@ -19,6 +19,8 @@ from app.intake.ingest import Limits, SealedItem, SubmissionIngest
 # After a refused upload the rest of the body is read and dropped, up to this
 # much, so the browser gets to show the error page instead of a reset.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# ... and for at most this long: a client that stops sending gets the page anyway.
+DRAIN_SECONDS = 30.0
 # While a worker thread encrypts one batch, the event loop reads ahead up to this
 # many body messages (uvicorn hands over at most ~256 KiB in each), and the next
 # hop to the thread takes all of them: reading overlaps encrypting, hops stay few,
@@ -79,7 +81,7 @@ class _RequestBody:
 
     async def drain(self, limit: int) -> None:
         dropped = 0
-        with contextlib.suppress(ClientDisconnect):
+        with contextlib.suppress(ClientDisconnect), anyio.move_on_after(DRAIN_SECONDS):
             async for chunk in self.chunks():
                 dropped += len(chunk)
                 if dropped > limit:

@@ -39,6 +39,12 @@ def server(tmp_path: Path, server_factory: ServerFactory, make_settings: Setting
     return server_factory(initialise(make_settings(tmp_path / "data", **SETTINGS)))
 
 
+@pytest.fixture
+def two_slot_server(tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory) -> LiveServer:
+    settings = make_settings(tmp_path / "data", **{**SETTINGS, "upload_idle_seconds": 60, "max_concurrent_uploads": 2})
+    return server_factory(initialise(settings))
+
+
 def _stall(server: LiveServer) -> socket.socket:
     """A connection that sends 200 bytes of a file to be cleaned, then goes quiet."""
     with httpx.Client() as client:
@@ -85,3 +91,33 @@ def test_stalled_uploads_hold_no_memory_others_need_and_are_ended(server: LiveSe
         for raw in stalled:
             raw.close()
     assert len(open_every_submission(server.instance.settings, server.instance.recovery_secret)) == 1
+
+
+def _send_tip(server: LiveServer, message: str) -> httpx.Response:
+    with httpx.Client(timeout=30) as client:
+        return post_multipart(client, server.submit_url(client), {"message": message}, [("a.txt", b"attached")])
+
+
+def test_uploads_beyond_the_slots_get_the_busy_page_at_once_and_nothing_is_kept(two_slot_server: LiveServer) -> None:
+    server = two_slot_server
+    stalled = [_stall(server) for _ in range(2)]
+    try:
+        time.sleep(0.5)  # both hold a slot, each with a thread of its own
+        started = time.monotonic()
+        refused = _send_tip(server, "the third upload")
+        assert refused.status_code == 503
+        assert "We are busy right now" in refused.text
+        assert refused.headers["content-security-policy"]
+        # Refused at once, not queued behind the stalled uploads (idle for 60 s).
+        assert time.monotonic() - started < 10
+    finally:
+        for raw in stalled:
+            raw.close()
+    # Their slots come back when the server sees the connections close.
+    deadline = time.monotonic() + 20
+    while (answer := _send_tip(server, "sent once the slots are free")).status_code == 503:
+        assert time.monotonic() < deadline, "the stalled uploads' slots never came back"
+        time.sleep(0.2)
+    assert answer.status_code == 200, answer.text
+    (submission,) = open_every_submission(server.instance.settings, server.instance.recovery_secret)
+    assert [metadata.kind for _, metadata in submission] == ["message", "file"]
