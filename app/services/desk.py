@@ -22,9 +22,9 @@ class SourcePage:
     starred: bool
     hidden: bool
     assignee_id: str | None
-    readable: bool
     submissions: list[submissions.OpenedSubmission]
     replies: list[replies.OpenedReply]
+    unreadable_replies: int
     notes: list[triage.OpenedNote]
     # (tag id, name) of the source's tags, and of every tag for the add form.
     tags: list[tuple[str, str]]
@@ -33,6 +33,11 @@ class SourcePage:
     duplicates: dict[str, list[tuple[str, str]]]
     editors: list[tuple[str, str]]
     deletion_day: dt.date | None
+
+    @property
+    def unreadable(self) -> int:
+        """Items and replies on the page that did not open."""
+        return self.unreadable_replies + sum(len(s.unreadable) for s in self.submissions)
 
 
 def open_source_page(
@@ -47,16 +52,12 @@ def open_source_page(
     source = triage.get_source(session=session, source_id=source_id)
     triage.mark_opened(session=session, source=source)
     duplicates.fill_dup_tags(session=session, source_id=source.id, newsroom_keys=newsroom_keys)
-    try:
-        opened = submissions.open_source_submissions(
-            session=session, store=store, source=source, newsroom_keys=newsroom_keys
-        )
-        sent = replies.replies_for_editor(
-            session=session, store=store, source_id=source.id, newsroom_keys=newsroom_keys
-        )
-        readable = True
-    except crypto.DecryptionError:
-        opened, sent, readable = [], [], False
+    opened = submissions.open_source_submissions(
+        session=session, store=store, source=source, newsroom_keys=newsroom_keys
+    )
+    sent, unreadable_replies = replies.replies_for_editor(
+        session=session, store=store, source_id=source.id, newsroom_keys=newsroom_keys
+    )
     all_tags = triage.tag_names(session=session, newsroom_keys=newsroom_keys)
     own = set(session.scalars(select(SourceTag.tag_id).where(SourceTag.source_id == source.id)))
     return SourcePage(
@@ -66,9 +67,9 @@ def open_source_page(
         starred=source.starred,
         hidden=source.hidden,
         assignee_id=source.assignee_id,
-        readable=readable,
         submissions=opened,
         replies=sent,
+        unreadable_replies=unreadable_replies,
         notes=triage.notes_for_source(session=session, source_id=source.id, newsroom_keys=newsroom_keys),
         tags=[(tid, name) for tid, name in all_tags.items() if tid in own],
         all_tags=all_tags,

@@ -113,10 +113,19 @@ def replies_for_source(
 
 def replies_for_editor(
     *, session: Session, store: BlobStore, source_id: str, newsroom_keys: crypto.NewsroomKeys
-) -> list[OpenedReply]:
-    found = _replies(session, source_id, include_deleted=True)
-    opened = [_open(store, r, r.newsroom_capsule, newsroom_keys) for r in found]
-    return sorted(opened, key=lambda r: r.received)
+) -> tuple[list[OpenedReply], int]:
+    """Every reply to the source, oldest first; one that does not open is left out and counted.
+
+    Returns the replies and how many did not open (a key this session lacks, or
+    a row or body changed since it was sent): one damaged reply hides nothing else.
+    """
+    opened, unreadable = [], 0
+    for reply in _replies(session, source_id, include_deleted=True):
+        try:
+            opened.append(_open(store, reply, reply.newsroom_capsule, newsroom_keys))
+        except (crypto.DecryptionError, FileNotFoundError):
+            unreadable += 1
+    return sorted(opened, key=lambda r: r.received), unreadable
 
 
 def mark_read(*, session: Session, source_id: str, reply_ids: list[str]) -> None:

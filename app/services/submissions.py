@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -127,9 +127,19 @@ class OpenedItem:
 
 
 @dataclass(frozen=True)
+class UnreadableItem:
+    """An item whose envelope does not open: not with these keys, or changed since it arrived."""
+
+    id: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class OpenedSubmission:
     created_on: dt.date
     items: list[OpenedItem]
+    # Shown apart, so that one damaged envelope hides nothing else of the conversation.
+    unreadable: list[UnreadableItem] = field(default_factory=list)
 
 
 class ItemNotFound(errors.NotFound):
@@ -139,16 +149,27 @@ class ItemNotFound(errors.NotFound):
 def open_source_submissions(
     *, session: Session, store: BlobStore, source: Source, newsroom_keys: crypto.NewsroomKeys
 ) -> list[OpenedSubmission]:
-    """Decrypt metadata of every item, and the text of messages, in memory."""
+    """Decrypt metadata of every item, and the text of messages, in memory.
+
+    An item that does not open (a key this session lacks, a row or body changed
+    since it arrived) is listed as unreadable, and the rest still show.
+    """
     submissions = session.scalars(
         select(Submission).where(Submission.source_id == source.id).order_by(Submission.created_on)
     )
     opened = []
     for submission in submissions:
-        items = [_open_item(item, store, newsroom_keys) for item in submission.items]
+        items, unreadable = [], []
+        for item in submission.items:
+            try:
+                items.append(_open_item(item, store, newsroom_keys))
+            except (crypto.DecryptionError, FileNotFoundError):
+                unreadable.append(UnreadableItem(id=item.id, kind=item.kind))
         items.sort(key=lambda i: (i.kind != "message", i.metadata.received))
-        opened.append(OpenedSubmission(created_on=submission.created_on, items=items))
-    opened.sort(key=lambda s: min((i.metadata.received for i in s.items), default=""))
+        unreadable.sort(key=lambda i: (i.kind != "message", i.id))
+        opened.append(OpenedSubmission(created_on=submission.created_on, items=items, unreadable=unreadable))
+    # The day stands in for a submission none of whose items opened ("2026-12-04" < "2026-12-04T…").
+    opened.sort(key=lambda s: min((i.metadata.received for i in s.items), default=s.created_on.isoformat()))
     return opened
 
 

@@ -85,3 +85,21 @@ def test_a_body_tampered_later_is_cut_short_before_the_bad_batch(
             read_all(response)
     # Nothing of the batch holding the bad chunk is sent, not even the chunks before it.
     assert bytes(received) == content[:BATCH_BYTES]
+
+
+def test_a_damaged_message_leaves_the_rest_of_the_source_page(
+    live_server: LiveServer, client: httpx.Client, editor: httpx.Client
+) -> None:
+    fields = {"message": "a message that will be damaged"}
+    kept = b"the file stays" * 10_000  # larger than the message, so the smaller body is the message's
+    response = post_multipart(client, live_server.submit_url(client), fields, [("kept.bin", kept)])
+    assert response.status_code == 200, response.text
+    message_body = min(stored_files(live_server.instance.settings), key=lambda body: body.stat().st_size)
+    _tamper(message_body, 0)
+    (source,) = re.findall(r'href="(/sources/[0-9a-f]+)"', editor.get(f"{live_server.editor_url}/").text)
+    page = editor.get(f"{live_server.editor_url}{source}")
+    assert page.status_code == 200
+    assert "1 item on this page cannot be opened" in page.text
+    assert "a message that will be damaged" not in page.text
+    (item,) = re.findall(r'href="(/items/[0-9a-f]+/download)"', page.text)
+    assert editor.get(f"{live_server.editor_url}{item}").content == kept

@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto
 from app.db.models import Item, Reply, Submission
-from app.services import keys, replies, submissions
+from app.services import desk, keys, replies, submissions
 from app.storage import BlobStore
 from tests.support import Instance
 from tests.support.inprocess import SourceFactory
@@ -79,9 +78,13 @@ def test_an_envelope_moved_to_another_sources_submission_opens_nothing(
     db.commit()
     with pytest.raises(submissions.ItemNotFound):
         submissions.open_item_stream(session=db, store=store, item_id=item.id, newsroom_keys=newsroom_keys)
-    # Nor does the planted file show on the other source's page as theirs.
-    with pytest.raises(crypto.DecryptionError):
-        submissions.open_source_submissions(session=db, store=store, source=other.source, newsroom_keys=newsroom_keys)
+    # Nor does the planted file show on the other source's page as theirs: it is listed as
+    # unreadable, and their own message still shows.
+    (page,) = submissions.open_source_submissions(
+        session=db, store=store, source=other.source, newsroom_keys=newsroom_keys
+    )
+    assert [i.text for i in page.items] == ["someone else's tip"]
+    assert page.unreadable == [submissions.UnreadableItem(id=item.id, kind="file")]
 
 
 def test_a_reply_moved_to_another_source_opens_nothing(
@@ -93,10 +96,46 @@ def test_a_reply_moved_to_another_source_opens_nothing(
     text = "only for the first"
     replies.send_reply(session=db, store=store, source=first.source, text=text, newsroom_public_key=public_key)
     newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
-    sent = replies.replies_for_editor(session=db, store=store, source_id=first.id, newsroom_keys=newsroom_keys)
+    sent, _ = replies.replies_for_editor(session=db, store=store, source_id=first.id, newsroom_keys=newsroom_keys)
     assert [r.text for r in sent] == [text]
     (reply,) = db.scalars(select(Reply).where(Reply.source_id == first.id))
     reply.source_id = second.id
     db.commit()
-    with pytest.raises(crypto.DecryptionError):
-        replies.replies_for_editor(session=db, store=store, source_id=second.id, newsroom_keys=newsroom_keys)
+    assert replies.replies_for_editor(session=db, store=store, source_id=second.id, newsroom_keys=newsroom_keys) == (
+        [],
+        1,
+    )
+
+
+def _flip_metadata(item: Item) -> None:
+    item.sealed_metadata = item.sealed_metadata[:-1] + bytes([item.sealed_metadata[-1] ^ 1])
+
+
+@pytest.mark.parametrize("damage", ["metadata", "body"])
+def test_one_damaged_item_hides_nothing_else_of_the_conversation(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory, damage: str
+) -> None:
+    # Before, one envelope that did not open blanked the whole page: an adversary with the
+    # database could hide a source's every message from the editors by damaging one row.
+    made = make_source("the first tip", files=[("a.txt", b"a file"), ("b.txt", b"another")])
+    public_key = keys.active_public_key(db)
+    replies.send_reply(session=db, store=store, source=made.source, text="thank you", newsroom_public_key=public_key)
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    (message,) = [i for i in _all_items(db, made.id) if i.kind == "message"]
+    if damage == "metadata":
+        _flip_metadata(message)
+    else:
+        store.delete(message.blob_name)
+    db.commit()
+    page = desk.open_source_page(
+        session=db, store=store, source_id=made.id, newsroom_keys=newsroom_keys, retention_days=None
+    )
+    (submission,) = page.submissions
+    assert sorted(i.metadata.name for i in submission.items) == ["a.txt", "b.txt"]
+    assert submission.unreadable == [submissions.UnreadableItem(id=message.id, kind="message")]
+    assert [r.text for r in page.replies] == ["thank you"]
+    assert page.unreadable == 1
+
+
+def _all_items(db: Session, source_id: str) -> list[Item]:
+    return list(db.scalars(select(Item).join(Submission).where(Submission.source_id == source_id)))

@@ -1,11 +1,12 @@
 """Hostile files, generated small: each inflates to far more than it weighs.
 
 Made by streaming zeros through zlib, so building a 1 GiB bomb takes a second
-and never holds the gigabyte.
+and never holds the gigabyte; the HEIC one is encoded by libheif.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zipfile
@@ -13,6 +14,7 @@ import zlib
 
 GIB = 1 << 30
 MIB = 1 << 20
+HEIC_BOMB_ARTIST = b"artist-in-the-heic-bomb"
 
 
 def deflated_zeros(size: int, *, filler: bytes = b"\0") -> bytes:
@@ -128,3 +130,27 @@ def webp_bomb(side: int = 16_383) -> bytes:
     vp8l = b"\x2f" + struct.pack("<I", bits) + deflated_zeros(MIB)[:4096]
     chunk = b"VP8L" + struct.pack("<I", len(vp8l)) + vp8l + (b"\0" if len(vp8l) % 2 else b"")
     return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+def heic_bomb() -> bytes:
+    """A real grey HEIC of side × side pixels: 67 MP (192 MiB as RGB) in about 15 KB.
+
+    HEVC at this size is encoded by pillow-heif's x265, which takes seconds, so
+    it is made once per process. Unlike the PNG and WebP bombs it is a valid
+    image, with an EXIF artist of HEIC_BOMB_ARTIST: a cleaner that edits its
+    boxes without decoding it can clean it.
+    """
+    return _heic(8192)
+
+
+@functools.cache
+def _heic(side: int) -> bytes:
+    import pillow_heif
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x013B] = HEIC_BOMB_ARTIST.decode()
+    out = io.BytesIO()
+    image = pillow_heif.from_pillow(Image.new("L", (side, side), 128))
+    image.save(out, quality=0, format="HEIF", exif=exif.tobytes())
+    return out.getvalue()
