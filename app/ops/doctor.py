@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from app.db.session import make_engine
 from app.media.sandbox import Sandbox
 from app.settings import MIB, Settings
 from app.storage import BlobStore
+from app.web import i18n
 
 GIB = 1024**3
 TOR_TIMEOUT_SECONDS = 2.0
@@ -78,6 +79,7 @@ def run_checks(settings: Settings, options: Options, *, today: dt.date | None = 
     results.append(check_disk(settings.data_dir, reserve=settings.store_reserve_mib * MIB))
     results.append(check_store_pool(BlobStore(settings.store_dir, settings.store_pool)))
     results.append(check_sandbox(Sandbox(settings.sandbox_limits)))
+    results.append(check_catalogs())
     results.append(check_encrypted_storage(settings.data_dir))
     results += check_config(settings, listen_host=options.listen_host, in_container=options.in_container)
     return results
@@ -337,6 +339,22 @@ def check_sandbox(sandbox: Sandbox) -> Result:
     limits = sandbox.limits
     detail = f"each file in its own process: no network, {limits.memory_bytes // MIB} MiB, {limits.cpu_seconds} s CPU"
     return Result(name, Status.OK, detail)
+
+
+def check_catalogs(locales: Iterable[str] = i18n.LOCALE_NAMES) -> Result:
+    """Whether every shipped language's catalog reads: a broken one is shown in English."""
+    broken = []
+    for locale in locales:
+        if locale == i18n.DEFAULT_LOCALE:
+            continue
+        try:
+            i18n.compile_catalog(locale)
+        except (OSError, ValueError):
+            broken.append(locale)
+    if broken:
+        fix = "reinstall Buzón: the package lost its app/translations .po files"
+        return Result("languages", Status.FAIL, f"shown in English instead: {', '.join(broken)}", fix)
+    return Result("languages", Status.OK, ", ".join(sorted(locales)))
 
 
 def check_store_pool(store: BlobStore) -> Result:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gettext as gettext_module
 import io
+import logging
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,7 @@ LOCALE_NAMES = {"en": "English", "es": "Español", "pt_BR": "Português", "fr": 
 RTL_LANGUAGES = {"ar", "fa", "he", "ur", "ps", "ku"}
 COOKIE_NAME = "buzon_lang"
 
+_log = logging.getLogger("buzon.i18n")
 _current: ContextVar[str] = ContextVar("buzon_locale", default=DEFAULT_LOCALE)
 
 
@@ -46,6 +48,17 @@ def _catalog(locale: str) -> gettext_module.NullTranslations:
     """
     if locale == DEFAULT_LOCALE:
         return gettext_module.NullTranslations()
+    try:
+        return compile_catalog(locale)
+    except (OSError, ValueError):
+        # A broken install (a package without its .po files, say) shows English, never an
+        # error page, to a source who may not come back; `buzon doctor` names the locale.
+        _log.warning("the %s catalog cannot be read: its pages are shown in English", locale)
+        return gettext_module.NullTranslations()
+
+
+def compile_catalog(locale: str) -> Translations:
+    """Read and compile one shipped catalog; OSError or ValueError when it is missing or broken."""
     with (TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalog = read_po(source, locale=locale)
     compiled = io.BytesIO()

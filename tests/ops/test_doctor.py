@@ -416,3 +416,13 @@ def test_the_sandbox_check_runs_a_real_worker(monkeypatch: pytest.MonkeyPatch) -
     assert result.status is doctor.Status.OK, result  # root here: a network namespace is always allowed
     monkeypatch.setattr(sys, "executable", "/bin/false")  # a worker that cannot start
     assert doctor.check_sandbox(sandbox).status is doctor.Status.FAIL
+
+
+def test_the_languages_check_names_a_catalog_that_cannot_be_read() -> None:
+    assert doctor.check_catalogs().status is doctor.Status.OK
+    assert doctor.check_catalogs(["en", "xx"]) == doctor.Result(
+        "languages",
+        doctor.Status.FAIL,
+        "shown in English instead: xx",
+        "reinstall Buzón: the package lost its app/translations .po files",
+    )

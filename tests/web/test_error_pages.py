@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -12,6 +14,7 @@ import app.main  # noqa: F401 - loads every module that defines a service error
 from app import errors
 from app.main import create_source_app
 from app.services import deletion, export, invites, replies, submissions, triage
+from app.web import i18n
 from app.web.error_pages import NOT_FOUND, PAGES, SESSION_EXPIRED, STORAGE_FULL, page_for
 from app.web.security import SECURITY_HEADERS
 from tests.support import Instance
@@ -137,3 +140,23 @@ def test_an_unexpected_error_page_carries_the_security_headers(instance: Instanc
     assert "internal detail" not in response.text
     for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
+
+
+@pytest.fixture
+def catalogs_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An install whose .po files went missing (a package built without them, say)."""
+    monkeypatch.setattr(i18n, "TRANSLATIONS_DIR", tmp_path / "no-translations")
+    i18n._catalog.cache_clear()
+    yield
+    i18n._catalog.cache_clear()
+
+
+def test_a_language_whose_catalog_is_lost_is_shown_in_english(instance: Instance, catalogs_lost: None) -> None:
+    # Before, every page in that language answered 500: a source who may not come back got nothing.
+    with TestClient(create_source_app(instance.settings), base_url=BASE_URL) as client:
+        page = client.get("/submit", params={"lang": "es"})
+        missing = client.get("/no-such-page", params={"lang": "es"})
+    assert page.status_code == 200
+    assert "Send" in page.text
+    assert missing.status_code == 404
+    assert "Page not found" in missing.text
