@@ -61,10 +61,15 @@ def unpack_keys(packed: bytes) -> crypto.NewsroomKeys:
     return keys
 
 
+def is_valid_username(username: str) -> bool:
+    """1 to 64 printable characters: no control or bidirectional characters to spoof a name in the audit log."""
+    return 0 < len(username) <= MAX_USERNAME_CHARS and username.isprintable()
+
+
 def _check_new_username(session: Session, username: str) -> str:
     username = username.strip()
-    if not username or len(username) > MAX_USERNAME_CHARS:
-        raise InvalidUsername("username must be 1 to 64 characters")
+    if not is_valid_username(username):
+        raise InvalidUsername("username must be 1 to 64 printable characters")
     if session.scalars(select(Editor).where(Editor.username == username)).first() is not None:
         raise EditorExists()
     return username

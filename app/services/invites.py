@@ -13,7 +13,7 @@ from app import errors
 from app.clock import utc_today
 from app.db.models import Editor, Invite
 from app.services import audit, editors
-from app.services.editors import MAX_USERNAME_CHARS
+from app.services.editors import is_valid_username
 
 INVITE_DAYS = 3
 
@@ -35,7 +35,7 @@ def _hash(token: str) -> bytes:
 def create_invite(*, session: Session, username: str, is_admin: bool, actor: str) -> str:
     """Create an invite and return its token, which is shown once and never stored."""
     username = username.strip()
-    if not username or len(username) > MAX_USERNAME_CHARS or not username.isprintable():
+    if not is_valid_username(username):
         raise InviteRefused("A username has 1 to 64 printable characters.")
     taken = session.scalars(select(Editor.id).where(Editor.username == username)).first()
     if taken is not None:

@@ -120,6 +120,7 @@ def test_the_username_is_stripped_and_may_be_exactly_64_printable_characters(db:
         "da\tna",
         "dana\x1b[31m",
         "da\u200bna",  # a zero-width space: invisible, so not printable
+        "anita\u202egnp.exe",  # a right-to-left override: reads as another name in the audit log
     ],
 )
 def test_a_malformed_username_is_refused_and_nothing_is_written(db: Session, username: str) -> None:
@@ -127,6 +128,25 @@ def test_a_malformed_username_is_refused_and_nothing_is_written(db: Session, use
         _invite(db, username)
     db.rollback()
     assert _invite_count(db) == 0
+    assert _audit(db) == []
+
+
+@pytest.mark.parametrize("username", ["da\nna", "dana\x1b[31m", "anita\u202egnp.exe"])
+def test_an_editor_added_from_the_command_line_is_held_to_the_same_rule(
+    db: Session, instance: Instance, username: str
+) -> None:
+    # `buzon editor add` went through editors.add_editor, which checked only the length.
+    with pytest.raises(editors.InvalidUsername):
+        editors.add_editor(
+            session=db,
+            username=username,
+            passphrase=PASSPHRASE,
+            is_admin=False,
+            kdf=instance.settings.editor_kdf,
+            newsroom_keys=None,
+        )
+    db.rollback()
+    assert _usernames(db) == []
     assert _audit(db) == []
 
 
