@@ -44,6 +44,7 @@ LABEL_META = b"buzon-meta-v1"
 LABEL_SESSION_ID = b"buzon-sess-id-v1"
 LABEL_SESSION_KEY = b"buzon-sesskey-v1"
 LABEL_DEDUP = b"buzon-dedup-v1"
+LABEL_RECEIPT = b"buzon-receipt-v1"
 
 KEY_SIZE = 32
 KEY_ID_SIZE = 8
@@ -623,28 +624,36 @@ def seal_record(newsroom_public_key: bytes, text: str) -> bytes:
     raw = text.encode("utf-8")
     if len(raw) > MAX_RECORD_TEXT_BYTES:
         raise InputTooLongError("record too long")
-    padded = struct.pack(">I", len(raw)) + raw
-    padded += bytes(-len(padded) % RECORD_BLOCK)
-    return bytes([VERSION]) + key_id(newsroom_public_key) + seal(newsroom_public_key, padded)
+    return _seal_padded(newsroom_public_key, raw, RECORD_BLOCK)
 
 
 def open_record(record: bytes, newsroom_keys: NewsroomKeys) -> str:
+    try:
+        return _open_padded(record, newsroom_keys, RECORD_BLOCK).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DecryptionError() from e
+
+
+def _seal_padded(newsroom_public_key: bytes, raw: bytes, block: int) -> bytes:
+    padded = struct.pack(">I", len(raw)) + raw
+    padded += bytes(-len(padded) % block)
+    return bytes([VERSION]) + key_id(newsroom_public_key) + seal(newsroom_public_key, padded)
+
+
+def _open_padded(record: bytes, newsroom_keys: NewsroomKeys, block: int) -> bytes:
     header = 1 + KEY_ID_SIZE
-    if len(record) < header + SEAL_OVERHEAD + RECORD_BLOCK or record[0] != VERSION:
+    if len(record) < header + SEAL_OVERHEAD + block or record[0] != VERSION:
         raise DecryptionError()
     keypair = newsroom_keys.get(record[1:header])
     if keypair is None:
         raise DecryptionError()
     padded = seal_open(keypair, record[header:])
-    if len(padded) % RECORD_BLOCK:
+    if len(padded) % block:
         raise DecryptionError()
     (length,) = struct.unpack(">I", padded[:4])
     if length > len(padded) - 4 or any(padded[4 + length :]):
         raise DecryptionError()
-    try:
-        return padded[4 : 4 + length].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DecryptionError() from e
+    return padded[4 : 4 + length]
 
 
 def dedup_key(oldest_newsroom_secret: bytes) -> bytes:
@@ -666,3 +675,79 @@ def new_data_key() -> bytes:
 
 def random_token(size: int = 32) -> bytes:
     return secrets.token_bytes(size)
+
+
+# --- evidence (docs/evidence.md): signing keys, receipts, evidence records --------------
+
+SIGNING_SEED_SIZE = 32
+SIGNATURE_SIZE = 64
+RECEIPT_PLAIN_SIZE = 768
+RECEIPT_SIZE = 1 + NONCE_SIZE + RECEIPT_PLAIN_SIZE + BOX_OVERHEAD
+EVIDENCE_BLOCK = 1024
+MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, repr=False)
+class SigningKey:
+    """An Ed25519 key: the instance key, or an editor's signing key."""
+
+    seed: bytes
+    public: bytes
+
+    def __repr__(self) -> str:
+        return f"SigningKey(public={self.public.hex()[:16]}…)"
+
+
+def new_signing_key() -> SigningKey:
+    return signing_key_from_seed(random_bytes(SIGNING_SEED_SIZE))
+
+
+def signing_key_from_seed(seed: bytes) -> SigningKey:
+    if len(seed) != SIGNING_SEED_SIZE:
+        raise DecryptionError()
+    public, _ = sodium.crypto_sign_seed_keypair(seed)
+    return SigningKey(seed=seed, public=public)
+
+
+def sign(key: SigningKey, label: bytes, message: bytes) -> bytes:
+    """Ed25519 over ``label || message``: the label keeps one kind of statement from passing as another."""
+    _, secret = sodium.crypto_sign_seed_keypair(key.seed)
+    return sodium.crypto_sign(label + message, secret)[:SIGNATURE_SIZE]
+
+
+def signature_valid(public_key: bytes, label: bytes, message: bytes, signature: bytes) -> bool:
+    if len(public_key) != sodium.crypto_sign_PUBLICKEYBYTES or len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        sodium.crypto_sign_open(signature + label + message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+def seal_receipt(data_key: bytes, document: bytes) -> bytes:
+    """A receipt, sealed under a key derived from the envelope's data key and padded to one size."""
+    if len(document) > RECEIPT_PLAIN_SIZE or document.endswith(b" "):
+        raise ValueError("receipt does not fit its record")
+    nonce = random_bytes(NONCE_SIZE)
+    padded = document.ljust(RECEIPT_PLAIN_SIZE, b" ")
+    return bytes([VERSION]) + nonce + _secretbox(_blake2b(data_key, LABEL_RECEIPT), nonce, padded)
+
+
+def open_receipt(data_key: bytes, record: bytes) -> bytes:
+    """The receipt's canonical JSON; the caller checks its schema."""
+    if len(record) != RECEIPT_SIZE or record[0] != VERSION:
+        raise DecryptionError()
+    nonce = record[1 : 1 + NONCE_SIZE]
+    return _secretbox_open(_blake2b(data_key, LABEL_RECEIPT), nonce, record[1 + NONCE_SIZE :]).rstrip(b" ")
+
+
+def seal_evidence(newsroom_public_key: bytes, document: bytes) -> bytes:
+    """A custody entry, an anchor or a key seed, sealed to the newsroom key and padded to 1 KiB steps."""
+    if len(document) > MAX_EVIDENCE_BYTES:
+        raise InputTooLongError("evidence record too long")
+    return _seal_padded(newsroom_public_key, document, EVIDENCE_BLOCK)
+
+
+def open_evidence(record: bytes, newsroom_keys: NewsroomKeys) -> bytes:
+    return _open_padded(record, newsroom_keys, EVIDENCE_BLOCK)

@@ -141,6 +141,7 @@ def create_source_app(settings: Settings) -> FastAPI:
         bytes_=settings.max_bytes_per_hour,
         new_codenames=settings.max_new_codenames_per_hour,
         uploads=settings.max_concurrent_uploads,
+        upload_wait_seconds=settings.upload_slot_wait_seconds,
     )
     app.state.strip_policy = StripPolicy(
         max_bytes=settings.max_strip_bytes,

@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     # minutes, is ended (app/web/upload.py): a stalled one would hold a thread and memory.
     upload_idle_seconds: float = Field(default=60, gt=0)
     upload_min_bytes_per_second: int = Field(default=256, ge=0)
-    # Uploads receiving at once; one more gets the busy page. Each holds a thread
-    # and a little memory while its body arrives, so this bounds both.
+    # Uploads receiving at once; one more waits this long for a slot, then gets the
+    # busy page. Each holds a thread and some memory while its body arrives, so this bounds both.
     max_concurrent_uploads: int = Field(default=64, ge=1, le=1024)
+    upload_slot_wait_seconds: float = Field(default=10, ge=0)
     min_first_message_chars: int = Field(default=0, ge=0)
     # Global budgets per clock hour: they refuse floods without knowing who sends them.
     max_submissions_per_hour: int = Field(default=2000, ge=1)

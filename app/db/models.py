@@ -47,6 +47,9 @@ class Instance(Base):
     codename_kdf_parallelism: Mapped[int] = mapped_column(Integer)
     # Public, so new newsroom keys can be sealed for recovery without the secret.
     recovery_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    # The instance key (docs/evidence.md, "Keys"): Ed25519, its seed sealed to a newsroom key.
+    signing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    sealed_signing_seed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class NewsroomKey(Base):
@@ -192,6 +195,9 @@ class Item(Base):
     # Keyed hash of the plaintext's SHA-256 (docs/crypto.md, "Duplicate tags"),
     # filled in while an editor is logged in.
     dup_tag: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True, default=None)
+    # The intake receipt, sealed under the envelope's data key (docs/evidence.md); None for
+    # items received before receipts existed.
+    sealed_receipt: Mapped[bytes | None] = mapped_column(LargeBinary(809), default=None)
 
     submission: Mapped[Submission] = relationship(back_populates="items")
 
@@ -237,3 +243,16 @@ class Approval(Base):
     target_id: Mapped[str] = mapped_column(String(32))
     requested_by: Mapped[str] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
     requested_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class EvidenceLeaf(Base):
+    """A commitment waiting for its day's anchor (docs/evidence.md, "Anchors").
+
+    Keyed by the commitment itself, which is random to anyone without the
+    receipt's salt, so the table keeps no order and names no item.
+    """
+
+    __tablename__ = "evidence_leaves"
+
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)

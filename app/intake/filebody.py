@@ -16,6 +16,7 @@ leave the server that much bigger.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from app import crypto
 from app.media.sandbox import Sandbox
 from app.storage import BlobStore, PendingBlob
+from app.version import buzon_version
 
 # Reservations grow in steps of this much plaintext (twice it, for the cleaned copy).
 RESERVE_STEP = 64 * 1024
@@ -67,6 +69,12 @@ class FinishedFile:
     size: int
     sha256: str
     sanitised: crypto.Sanitised
+    # The bytes as sent, before cleaning; the stored ones where no cleaner ran.
+    sent_size: int
+    sent_sha256: str
+    # What the cleaner's parser found, and which cleaner: "" where none ran (docs/evidence.md).
+    detected: str = ""
+    cleaner: str = ""
 
 
 class _Held:
@@ -161,18 +169,35 @@ class FileBody:
             self._sanitised = crypto.Sanitised.TOO_LARGE
 
     def finish(self) -> FinishedFile:
+        sent: tuple[int, str] | None = None
+        detected = cleaner = ""
         if self._held is not None and self._strip is not None:
             original = self._held.copy()
             self._held.close()  # keep at most the original and the stripped copy
+            sent = len(original), hashlib.sha256(original).hexdigest()
             # Parsed by the sandbox's worker, never here: see app/media/sandbox.py.
-            data, self._sanitised = self._strip.sandbox.strip(original)
+            data, self._sanitised, detected = self._strip.sandbox.strip(original)
+            cleaner = f"buzon {buzon_version()}"
             del original
             self._release()
             self._open().write(data)
         assert self._writer is not None
         assert self._blob is not None
         digest = self._writer.finish()
-        return FinishedFile(self._data_key, self._blob_name, self._blob, self._writer.size, digest, self._sanitised)
+        size = self._writer.size
+        sent_size, sent_sha256 = sent or (size, digest)  # streamed as sent: the stored bytes are the sent ones
+        return FinishedFile(
+            self._data_key,
+            self._blob_name,
+            self._blob,
+            size,
+            digest,
+            self._sanitised,
+            sent_size=sent_size,
+            sent_sha256=sent_sha256,
+            detected=detected,
+            cleaner=cleaner,
+        )
 
     def discard(self) -> None:
         self._release()

@@ -9,6 +9,7 @@ bytes arrive, and ``abort`` removes whatever was half-written.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import unicodedata
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from app.errors import (
     TooManyFiles,
     is_out_of_space,
 )
+from app.evidence.receipts import Receipt, new_salt, seal_receipt
 from app.intake.filebody import FileBody, StripPolicy
 from app.storage import BlobStore, PendingBlob
 
@@ -71,6 +73,9 @@ class SealedItem:
     body_size: int
     blob: PendingBlob
     submission_id: str  # chosen before sealing: the metadata names it (docs/crypto.md)
+    # The intake receipt sealed under the envelope's data key, and its commitment (docs/evidence.md).
+    sealed_receipt: bytes
+    commitment: bytes
 
 
 @dataclass
@@ -126,12 +131,14 @@ class SubmissionIngest:
         *,
         boundary: bytes,
         newsroom_public_key: bytes,
+        instance_fingerprint: str,
         store: BlobStore,
         limits: Limits,
         min_message_chars: int = 0,
         strip: StripPolicy | None = None,
     ) -> None:
         self._strip = strip
+        self._instance = instance_fingerprint
         self._min_message_chars = min_message_chars
         self._npk = newsroom_public_key
         # The submission's id is drawn now, so that every envelope's metadata can name it.
@@ -319,7 +326,8 @@ class SubmissionIngest:
             owner=self.submission_id,
         )
         self.sanitised.append((metadata.name, done.sanitised))
-        return self._sealed_item(done.data_key, metadata, done.blob_name, done.blob)
+        sent = _Sent(done.sent_size, done.sent_sha256, done.detected, done.cleaner)
+        return self._sealed_item(done.data_key, metadata, done.blob_name, done.blob, sent)
 
     def _message_text(self) -> str:
         try:
@@ -335,6 +343,7 @@ class SubmissionIngest:
         return text if text.strip() else ""
 
     def _seal_message(self, text: str) -> SealedItem:
+        raw = self._message or b""  # as sent: line breaks as the browser sent them
         body = write_body(self._store, text.encode("utf-8"))
         self._pending.append(body.blob)
         metadata = crypto.EnvelopeMetadata(
@@ -346,18 +355,47 @@ class SubmissionIngest:
             received=sealed_receipt_time(),
             owner=self.submission_id,
         )
-        return self._sealed_item(body.data_key, metadata, body.blob_name, body.blob)
+        sent = _Sent(len(raw), hashlib.sha256(raw).hexdigest())
+        return self._sealed_item(body.data_key, metadata, body.blob_name, body.blob, sent)
 
     def _sealed_item(
-        self, data_key: bytes, metadata: crypto.EnvelopeMetadata, blob_name: str, blob: PendingBlob
+        self, data_key: bytes, metadata: crypto.EnvelopeMetadata, blob_name: str, blob: PendingBlob, sent: _Sent
     ) -> SealedItem:
         blob.file.flush()
+        sealed_metadata = crypto.seal_metadata(data_key, metadata)
+        receipt = Receipt(
+            instance=self._instance,
+            owner=self.submission_id,
+            envelope=hashlib.sha256(sealed_metadata).hexdigest(),
+            kind=metadata.kind,
+            received=metadata.received,
+            sent_size=sent.size,
+            sent_sha256=sent.sha256,
+            stored_size=metadata.size,
+            stored_sha256=metadata.sha256,
+            cleaning=metadata.sanitised,
+            cleaner=sent.cleaner,
+            detected=sent.detected,
+            salt=new_salt(),
+        )
         return SealedItem(
             kind=metadata.kind,
             capsule=crypto.make_capsule(self._npk, data_key),
-            sealed_metadata=crypto.seal_metadata(data_key, metadata),
+            sealed_metadata=sealed_metadata,
             blob_name=blob_name,
             body_size=crypto.body_size(metadata.size),
             blob=blob,
             submission_id=self.submission_id,
+            sealed_receipt=seal_receipt(data_key, receipt),
+            commitment=receipt.commitment(),
         )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """An item as it arrived, for its receipt."""
+
+    size: int
+    sha256: str
+    detected: str = ""
+    cleaner: str = ""

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.crypto import Sanitised
 from app.media.findings import COULD_NOT_READ, MetadataReport
@@ -47,25 +48,39 @@ class Answer:
     payload: bytearray  # a bytearray, split off in place: a cleaned file is never copied twice
 
 
+_DETECTED = re.compile(r"[a-z0-9-]{1,24}")
+
+
+class Cleaned(NamedTuple):
+    """What the cleaner made of a file: the bytes to store, the outcome, and the type its parser found."""
+
+    data: bytes | bytearray
+    status: Sanitised
+    detected: str  # "" when the worker did not say
+
+
 class Sandbox:
     def __init__(self, limits: SandboxLimits) -> None:
         self.limits = limits
         self._slots = threading.BoundedSemaphore(limits.workers)
         self._limits_argv = (str(limits.memory_bytes), str(limits.cpu_seconds))
 
-    def strip(self, data: bytes) -> tuple[bytes | bytearray, Sanitised]:
+    def strip(self, data: bytes) -> Cleaned:
         """``data`` without its hidden metadata, or as sent with the reason it is not."""
         # The cleaned copy is never much larger than the original (rewritten zips and PDFs grow a little).
         answer = self.run({"task": "strip"}, data, max_payload=2 * len(data) + MIB)
         if answer is None:
-            return data, Sanitised.FAILED
+            return Cleaned(data, Sanitised.FAILED, "")
         try:
             status = Sanitised(str(answer.header.get("status")))
         except ValueError:
-            return data, Sanitised.FAILED
+            return Cleaned(data, Sanitised.FAILED, "")
+        detected = answer.header.get("kind")
+        # The worker's answer is untrusted too: a kind outside the receipt's alphabet is dropped.
+        detected = detected if isinstance(detected, str) and _DETECTED.fullmatch(detected) else ""
         if status in (Sanitised.STRIPPED, Sanitised.NONE_FOUND):
-            return answer.payload, status
-        return data, status  # kept as sent: the original bytes, whatever the worker sent back
+            return Cleaned(answer.payload, status, detected)
+        return Cleaned(data, status, detected)  # kept as sent: the original bytes, whatever the worker sent back
 
     def report(self, data: bytes, content_type: str, filename: str) -> tuple[MetadataReport, bool]:
         """The metadata report of a file, and whether it has a safe preview."""

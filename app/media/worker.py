@@ -59,7 +59,7 @@ def _strip(data: bytes, _task: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     from app.media.strip import strip_metadata
 
     result = strip_metadata(data)
-    return {"status": result.status.value}, result.data
+    return {"status": result.status.value, "kind": result.kind}, result.data
 
 
 def _report(data: bytes, task: dict[str, Any]) -> tuple[dict[str, Any], bytes]:

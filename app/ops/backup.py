@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -41,6 +40,7 @@ from app.formats.backup_archive import (
 )
 from app.ops.archives import ByteProgress, Meter
 from app.storage import BlobStore
+from app.version import buzon_version
 
 _COPY_SIZE = 1024 * 1024
 
@@ -56,13 +56,6 @@ class BackupReport:
     manifest: BackupManifest
     archive_bytes: int
     rows: dict[str, int] = field(default_factory=dict)
-
-
-def buzon_version() -> str:
-    try:
-        return importlib.metadata.version("buzon")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def write_backup(

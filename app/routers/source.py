@@ -106,11 +106,12 @@ async def submit(
     admission.submissions.check()
     if source is None:
         admission.new_codenames.check()
-    public_key = await to_thread.run_sync(_active_key_or_offline, factory)
+    public_key, instance = await to_thread.run_sync(_intake_keys, factory)
     limits = _limits(settings)
     ingest = SubmissionIngest(
         boundary=boundary_from_content_type(request.headers.get("content-type")),
         newsroom_public_key=public_key,
+        instance_fingerprint=instance,
         store=store,
         limits=limits,
         min_message_chars=settings.min_first_message_chars if source is None else 0,
@@ -119,7 +120,7 @@ async def submit(
     if declared.isdigit():
         ingest.check_room(int(declared))
     pace = Pace(idle_seconds=settings.upload_idle_seconds, min_bytes_per_second=settings.upload_min_bytes_per_second)
-    with admission.uploads.hold():
+    async with admission.uploads.hold():
         items = await receive_submission(request, ingest, limits, admission.bytes.take, pace)
     try:
         if ingest.fields.get(HONEYPOT_FIELD):
@@ -225,10 +226,13 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
-def _active_key_or_offline(factory: sessionmaker[Session]) -> bytes:
-    # Fail closed: without a valid newsroom key no tip is accepted at all (NotInitialised: the offline page).
+def _intake_keys(factory: sessionmaker[Session]) -> tuple[bytes, str]:
+    """The newsroom key to seal to and the instance key's fingerprint for receipts.
+
+    Fail closed: without a valid newsroom key no tip is accepted at all (NotInitialised: the offline page).
+    """
     with factory() as session:
-        return keys.active_public_key(session)
+        return keys.active_public_key(session), keys.instance_fingerprint(session)
 
 
 def _record_new_source(factory: sessionmaker[Session], settings: Settings, items: list[SealedItem]) -> str:

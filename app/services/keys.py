@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import crypto, errors
 from app.clock import utc_today
 from app.db.models import Editor, Instance, KeyGrant, NewsroomKey
+from app.evidence.identity import fingerprint
 from app.services import audit
 
 
@@ -43,9 +44,53 @@ def initialise_instance(*, session: Session, pepper_path: Path, codename_kdf: cr
     recovery_secret = crypto.generate_recovery_secret()
     recovery_public_key = crypto.recovery_keypair(recovery_secret).public
     session.get_one(Instance, 1).recovery_public_key = recovery_public_key
-    add_newsroom_key(session=session, recovery_public_key=recovery_public_key)
+    newsroom = add_newsroom_key(session=session, recovery_public_key=recovery_public_key)
+    _make_instance_key(session.get_one(Instance, 1), newsroom.public)
     session.commit()
     return recovery_secret
+
+
+def _make_instance_key(instance: Instance, newsroom_public_key: bytes) -> None:
+    key = crypto.new_signing_key()
+    instance.signing_public_key = key.public
+    instance.sealed_signing_seed = crypto.seal_evidence(newsroom_public_key, key.seed)
+
+
+def instance_fingerprint(session: Session) -> str:
+    """The instance key's fingerprint, making the key first for an instance from before receipts.
+
+    Making it needs no secret (the seed is sealed to the active newsroom key), so
+    the first submission after an upgrade can do it; of two processes that race,
+    the first to commit wins and the other reads its key.
+    """
+    instance = session.get(Instance, 1)
+    if instance is None:
+        raise errors.NotInitialised()
+    if instance.signing_public_key is None:
+        key = crypto.new_signing_key()
+        session.execute(
+            update(Instance)
+            .where(Instance.id == 1, Instance.signing_public_key.is_(None))
+            .values(
+                signing_public_key=key.public,
+                sealed_signing_seed=crypto.seal_evidence(active_public_key(session), key.seed),
+            )
+        )
+        session.commit()
+        session.refresh(instance)
+    assert instance.signing_public_key is not None
+    return fingerprint(instance.signing_public_key)
+
+
+def open_instance_key(*, session: Session, newsroom_keys: crypto.NewsroomKeys) -> crypto.SigningKey:
+    """The instance signing key, for a session that holds the newsroom key it is sealed to."""
+    instance = session.get(Instance, 1)
+    if instance is None or instance.sealed_signing_seed is None or instance.signing_public_key is None:
+        raise errors.NotInitialised()
+    key = crypto.signing_key_from_seed(crypto.open_evidence(instance.sealed_signing_seed, newsroom_keys))
+    if key.public != instance.signing_public_key:
+        raise crypto.DecryptionError()
+    return key
 
 
 def add_newsroom_key(*, session: Session, recovery_public_key: bytes) -> crypto.KeyPair:

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from app import crypto, errors
 from app.clock import utc_today
 from app.codenames import generate_codename, generate_designation
-from app.db.models import Item, Source, Submission
+from app.db.models import EvidenceLeaf, Item, Source, Submission
 from app.envelopes import read_body
+from app.evidence import receipts
+from app.evidence.receipts import Receipt
 from app.intake.ingest import SealedItem
 from app.storage import BlobStore
 
@@ -108,8 +110,11 @@ def _add_submission(*, session: Session, source: Source, items: list[SealedItem]
                 sealed_metadata=sealed.sealed_metadata,
                 blob_name=sealed.blob_name,
                 body_size=sealed.body_size,
+                sealed_receipt=sealed.sealed_receipt,
             )
         )
+        # Committed with the item: the day's anchor will cover its receipt (docs/evidence.md).
+        session.add(EvidenceLeaf(commitment=sealed.commitment, day=today))
     session.add(submission)
 
 
@@ -194,6 +199,21 @@ def _open_item(item: Item, store: BlobStore, newsroom_keys: crypto.NewsroomKeys)
     if item.kind == "message" and metadata.size <= MAX_INLINE_MESSAGE_BYTES:
         text = read_body(store, item.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
     return OpenedItem(id=item.id, kind=item.kind, metadata=metadata, text=text)
+
+
+def open_receipt(item: Item, newsroom_keys: crypto.NewsroomKeys) -> Receipt | None:
+    """The item's intake receipt, checked against its envelope; None for an item from before receipts.
+
+    A receipt that does not open, or that describes another envelope, is a
+    DecryptionError: a damaged or moved receipt must not pass as a missing one.
+    """
+    if item.sealed_receipt is None:
+        return None
+    data_key, metadata = _open_envelope(item, newsroom_keys)
+    receipt = receipts.open_receipt(data_key, item.sealed_receipt)
+    if not receipts.check_against_envelope(receipt, metadata, item.sealed_metadata):
+        raise crypto.DecryptionError()
+    return receipt
 
 
 def open_item_stream(

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -157,35 +157,37 @@ class HourlyBudget:
 
 
 class Slots:
-    """At most ``limit`` holders at once; one more is refused at once, never queued.
+    """At most ``limit`` holders at once; one more waits up to ``wait_seconds``, then is refused.
 
-    Uploads hold a slot while their body arrives: each holds a thread of its own
-    and up to a read-ahead of plaintext, so their number bounds both. Queueing
-    would not help a source: their browser keeps sending meanwhile, and a page
-    saying "busy, try again in a minute" loses nothing they can't send again.
+    Uploads hold a slot while their body arrives and is cleaned: each holds a
+    thread of its own and some plaintext meanwhile, so their number bounds both.
+    A waiting upload holds neither, only its unread request: a burst of sources
+    waits a little instead of meeting the busy page, and stalled uploads that
+    hold every slot cost newcomers that wait, never a thread.
     """
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._held = 0
-        self._lock = threading.Lock()
+    def __init__(self, limit: int, wait_seconds: float) -> None:
+        self._free = asyncio.Semaphore(limit)
+        self._wait_seconds = wait_seconds
 
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._lock:
-            if self._held >= self._limit:
-                raise ServiceBusy()
-            self._held += 1
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await self._free.acquire()
+        except TimeoutError as e:
+            raise ServiceBusy() from e
         try:
             yield
         finally:
-            with self._lock:
-                self._held -= 1
+            self._free.release()
 
 
 class Admission:
-    def __init__(self, *, submissions: int, bytes_: int, new_codenames: int, uploads: int) -> None:
+    def __init__(
+        self, *, submissions: int, bytes_: int, new_codenames: int, uploads: int, upload_wait_seconds: float
+    ) -> None:
         self.submissions = HourlyBudget(submissions)
         self.bytes = HourlyBudget(bytes_)
         self.new_codenames = HourlyBudget(new_codenames)
-        self.uploads = Slots(uploads)
+        self.uploads = Slots(uploads, upload_wait_seconds)

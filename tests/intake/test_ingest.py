@@ -20,12 +20,17 @@ from tests.support import bodies_in, multipart_body
 BOUNDARY = "xYzBoundary0123"
 LIMITS = Limits(max_total_bytes=10 * 1024 * 1024, max_message_chars=5000, max_files=5)
 NEWSROOM = crypto.generate_keypair()
+INSTANCE = "ab" * 32  # an instance key fingerprint
 KEYS = {crypto.key_id(NEWSROOM.public): NEWSROOM}
 
 
 def _ingest(store: BlobStore, chunks: list[bytes], limits: Limits = LIMITS) -> list[SealedItem]:
     ingest = SubmissionIngest(
-        boundary=BOUNDARY.encode(), newsroom_public_key=NEWSROOM.public, store=store, limits=limits
+        boundary=BOUNDARY.encode(),
+        newsroom_public_key=NEWSROOM.public,
+        instance_fingerprint=INSTANCE,
+        store=store,
+        limits=limits,
     )
     try:
         for chunk in chunks:
@@ -148,7 +153,11 @@ def test_file_arrives_in_chunks_without_buffering(tmp_path: Path) -> None:
     """While a large file streams, ciphertext on disk keeps pace with the input."""
     store = BlobStore(tmp_path)
     ingest = SubmissionIngest(
-        boundary=BOUNDARY.encode(), newsroom_public_key=NEWSROOM.public, store=store, limits=LIMITS
+        boundary=BOUNDARY.encode(),
+        newsroom_public_key=NEWSROOM.public,
+        instance_fingerprint=INSTANCE,
+        store=store,
+        limits=LIMITS,
     )
     head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="big"\r\n\r\n'.encode()
     ingest.feed(head)
@@ -163,7 +172,11 @@ def test_file_arrives_in_chunks_without_buffering(tmp_path: Path) -> None:
 
 def test_unknown_fields_are_dropped_and_not_kept_in_memory(tmp_path: Path) -> None:
     ingest = SubmissionIngest(
-        boundary=BOUNDARY.encode(), newsroom_public_key=NEWSROOM.public, store=BlobStore(tmp_path), limits=LIMITS
+        boundary=BOUNDARY.encode(),
+        newsroom_public_key=NEWSROOM.public,
+        instance_fingerprint=INSTANCE,
+        store=BlobStore(tmp_path),
+        limits=LIMITS,
     )
     parts: list[tuple[str, str | None, bytes]] = [("message", None, b"a tip"), ("strip_metadata", None, b"1")]
     parts += [(f"junk{n}", None, b"x" * 1000) for n in range(10)]

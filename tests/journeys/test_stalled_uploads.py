@@ -41,7 +41,10 @@ def server(tmp_path: Path, server_factory: ServerFactory, make_settings: Setting
 
 @pytest.fixture
 def two_slot_server(tmp_path: Path, server_factory: ServerFactory, make_settings: SettingsFactory) -> LiveServer:
-    settings = make_settings(tmp_path / "data", **{**SETTINGS, "upload_idle_seconds": 60, "max_concurrent_uploads": 2})
+    settings = make_settings(
+        tmp_path / "data",
+        **{**SETTINGS, "upload_idle_seconds": 60, "max_concurrent_uploads": 2, "upload_slot_wait_seconds": 1},
+    )
     return server_factory(initialise(settings))
 
 
@@ -98,7 +101,7 @@ def _send_tip(server: LiveServer, message: str) -> httpx.Response:
         return post_multipart(client, server.submit_url(client), {"message": message}, [("a.txt", b"attached")])
 
 
-def test_uploads_beyond_the_slots_get_the_busy_page_at_once_and_nothing_is_kept(two_slot_server: LiveServer) -> None:
+def test_uploads_beyond_the_slots_wait_then_get_the_busy_page_and_nothing_is_kept(two_slot_server: LiveServer) -> None:
     server = two_slot_server
     stalled = [_stall(server) for _ in range(2)]
     try:
@@ -108,8 +111,8 @@ def test_uploads_beyond_the_slots_get_the_busy_page_at_once_and_nothing_is_kept(
         assert refused.status_code == 503
         assert "We are busy right now" in refused.text
         assert refused.headers["content-security-policy"]
-        # Refused at once, not queued behind the stalled uploads (idle for 60 s).
-        assert time.monotonic() - started < 10
+        # Refused after the slot wait (1 s here), not queued behind the stalled uploads (idle for 60 s).
+        assert 1 <= time.monotonic() - started < 10
     finally:
         for raw in stalled:
             raw.close()

@@ -52,9 +52,10 @@ def test_a_real_file_is_cleaned_in_the_worker_exactly_as_the_cleaner_cleans_it(
 ) -> None:
     data = make()
     expected = strip_metadata(data)
-    cleaned, status = sandbox.strip(data)
+    cleaned, status, detected = sandbox.strip(data)
     assert status is Sanitised.STRIPPED
     assert bytes(cleaned) == expected.data != data
+    assert detected == expected.kind  # for the intake receipt (docs/evidence.md)
 
 
 def test_the_report_and_the_preview_come_from_the_worker_as_the_parsers_make_them(sandbox: Sandbox) -> None:
@@ -71,7 +72,7 @@ def test_a_bomb_that_the_cleaner_must_inflate_ends_as_failed_and_comes_back_as_s
 ) -> None:
     # In-process, the first held the GIL for seconds per GiB and the second took 550 MB.
     started = time.monotonic()
-    kept, status = sandbox.strip(made[name])
+    kept, status, _ = sandbox.strip(made[name])
     assert status is Sanitised.FAILED
     assert kept == made[name]
     assert time.monotonic() - started < TIGHT.wall_seconds + 2
@@ -92,7 +93,7 @@ def test_every_task_on_every_bomb_ends_within_the_deadline(sandbox: Sandbox, mad
 @pytest.mark.parametrize("name", IMAGE_BOMBS)
 def test_an_image_bomb_is_never_decoded(sandbox: Sandbox, made: dict[str, bytes], name: str) -> None:
     # The cleaners copy chunks without decoding pixels, and previews refuse such sizes.
-    cleaned, status = sandbox.strip(made[name])
+    cleaned, status, _ = sandbox.strip(made[name])
     if name in CLEANABLE_BOMBS:
         assert status is Sanitised.STRIPPED
         assert bombs.HEIC_BOMB_ARTIST in made[name]
@@ -244,6 +245,6 @@ def test_a_worker_that_never_answers_is_killed_at_the_deadline() -> None:
 def test_a_worker_that_fails_fails_only_its_own_file(sandbox: Sandbox) -> None:
     assert sandbox.run({"task": "no such task"}, b"data", max_payload=10) is None
     data = make_jpeg()
-    cleaned, status = sandbox.strip(data)
+    cleaned, status, _ = sandbox.strip(data)
     assert status is Sanitised.STRIPPED
     assert bytes(cleaned) == strip_metadata(data).data

@@ -26,6 +26,7 @@ from app.cli.decrypt import register
 from app.db.models import Editor, Source
 from app.db.session import make_engine, make_session_factory
 from app.envelopes import write_body
+from app.evidence.receipts import Receipt, new_salt, seal_receipt
 from app.formats import bundle as bundle_format
 from app.formats import filenames
 from app.intake.ingest import SealedItem
@@ -66,14 +67,32 @@ def _sealed(
         sanitised="" if kind == "message" else "not-requested",
         owner=submission_id,
     )
+    sealed_metadata = crypto.seal_metadata(body.data_key, metadata)
+    receipt = Receipt(
+        instance="ab" * 32,
+        owner=submission_id,
+        envelope=hashlib.sha256(sealed_metadata).hexdigest(),
+        kind=kind,
+        received=received,
+        sent_size=body.size,
+        sent_sha256=body.sha256,
+        stored_size=body.size,
+        stored_sha256=body.sha256,
+        cleaning=metadata.sanitised,
+        cleaner="",
+        detected="",
+        salt=new_salt(),
+    )
     return SealedItem(
         kind=kind,
         capsule=crypto.make_capsule(npk, body.data_key),
-        sealed_metadata=crypto.seal_metadata(body.data_key, metadata),
+        sealed_metadata=sealed_metadata,
         blob_name=body.blob_name,
         body_size=crypto.body_size(body.size),
         blob=body.blob,
         submission_id=submission_id,
+        sealed_receipt=seal_receipt(body.data_key, receipt),
+        commitment=receipt.commitment(),
     )
 
 

@@ -94,6 +94,7 @@ def sealed_submission(
     ingest = SubmissionIngest(
         boundary=boundary.encode(),
         newsroom_public_key=keys.active_public_key(session),
+        instance_fingerprint=keys.instance_fingerprint(session),
         store=store,
         limits=_limits(settings),
     )

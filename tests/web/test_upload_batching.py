@@ -21,6 +21,7 @@ from tests.support import bodies_in
 
 BOUNDARY = "xYzBoundary0123"
 NEWSROOM = crypto.generate_keypair()
+INSTANCE = "ab" * 32  # an instance key fingerprint
 CHUNK = 16 * 1024
 HEAD = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="f"\r\n\r\n'.encode()
 TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -54,7 +55,13 @@ def _request(body: _Body) -> Request:
 
 
 def _ingest(store: BlobStore, limits: Limits) -> SubmissionIngest:
-    return SubmissionIngest(boundary=BOUNDARY.encode(), newsroom_public_key=NEWSROOM.public, store=store, limits=limits)
+    return SubmissionIngest(
+        boundary=BOUNDARY.encode(),
+        newsroom_public_key=NEWSROOM.public,
+        instance_fingerprint=INSTANCE,
+        store=store,
+        limits=limits,
+    )
 
 
 def _receive(body: _Body, ingest: SubmissionIngest, limits: Limits) -> list[SealedItem]:
