@@ -120,11 +120,12 @@ class RunningAuthority:
 
     def __init__(self, directory: Path) -> None:
         ca_file = make_authority_files(directory)
-        handler = type("Handler", (_Handler,), {"directory": directory, "lock": threading.Lock()})
+        self.authority = Authority(url="", ca_file=ca_file)
+        handler: type[_Handler] = type(
+            "Handler", (_Handler,), {"directory": directory, "lock": threading.Lock(), "authority": self.authority}
+        )
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        port = self._server.server_address[1]
-        self.authority = Authority(url=f"http://127.0.0.1:{port}/tsa", ca_file=ca_file)
-        handler.authority = self.authority
+        self.authority.url = f"http://127.0.0.1:{self._server.server_address[1]}/tsa"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
