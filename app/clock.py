@@ -18,3 +18,9 @@ def utc_today() -> dt.date:
 def sealed_receipt_time() -> str:
     """The time to the second, ISO 8601 in UTC: for encrypted metadata only."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def utc_day_and_second() -> tuple[dt.date, int]:
+    """Today and the seconds since its midnight, for scheduling in memory; never stored."""
+    now = dt.datetime.now(dt.UTC)
+    return now.date(), now.hour * 3600 + now.minute * 60 + now.second

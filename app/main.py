@@ -155,7 +155,7 @@ def create_source_app(settings: Settings) -> FastAPI:
 def create_editor_app(settings: Settings) -> FastAPI:
     from app.routers import accounts, admin, approvals, editor, export, verify
     from app.services.editors import Authenticator
-    from app.web.jobs import install_notifications, install_retention, install_store_sweep
+    from app.web.jobs import install_anchoring, install_notifications, install_retention, install_store_sweep
     from app.web.throttle import LoginThrottle
 
     app = _base_app(settings, "editor", csrf_cookie="buzon_editor_csrf")
@@ -180,4 +180,5 @@ def create_editor_app(settings: Settings) -> FastAPI:
     install_notifications(app, settings, factory)
     install_retention(app, settings, factory, store)
     install_store_sweep(app, factory, store)
+    install_anchoring(app, settings, factory)
     return app

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     editor_login_lockout_minutes: int = Field(default=15, ge=1)
     editor_logins_per_minute: int = Field(default=30, ge=1)
 
+    # The RFC 3161 time-stamping authority for the daily anchors (docs/evidence.md): off
+    # without a URL. Its CA bundle (PEM) is what its replies are checked against. Reached
+    # through Tor's SOCKS port unless tsa_via_tor is off.
+    tsa_url: str | None = Field(default=None, pattern=r"^https?://")
+    tsa_ca_file: Path | None = None
+    tsa_via_tor: bool = True
+    tor_socks_url: str = "socks5://127.0.0.1:9050"
+
     # Optional content-free "new activity" email (app/services/notifications.py); off unless a host is set.
     notify_smtp_host: str | None = None
     notify_smtp_port: int = Field(default=587, ge=1, le=65535)

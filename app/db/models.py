@@ -256,3 +256,18 @@ class EvidenceLeaf(Base):
 
     commitment: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, index=True)
+
+
+class AnchorRow(Base):
+    """A day's anchor (docs/evidence.md, "Anchors"), sealed: its statement, leaves, time stamp and signature.
+
+    The clear columns say only which day it covers and whether the instance key
+    has signed it yet; the time stamp's exact time is inside the seal.
+    """
+
+    __tablename__ = "anchors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sealed_record: Mapped[bytes] = mapped_column(LargeBinary)

@@ -29,8 +29,22 @@ from sqlalchemy.orm import Session
 
 from app.clock import utc_today
 from app.db.migrate import MIGRATIONS_DIR
-from app.db.models import AuditEntry, Editor, Instance, KeyGrant, NewsroomKey, Note, Reply, Source, Submission
+from app.db.models import (
+    AnchorRow,
+    AuditEntry,
+    Editor,
+    EvidenceLeaf,
+    Instance,
+    KeyGrant,
+    NewsroomKey,
+    Note,
+    Reply,
+    Source,
+    Submission,
+)
 from app.db.session import make_engine
+from app.evidence import timestamps
+from app.evidence.identity import fingerprint, grouped
 from app.media.sandbox import Sandbox
 from app.settings import MIB, Settings
 from app.storage import BlobStore
@@ -200,6 +214,24 @@ def _check_contents(session: Session, today: dt.date) -> Iterator[Result]:
     else:
         yield Result("editors", Status.OK, f"{holders} editor(s) hold the active newsroom key")
     yield _check_clock(session, today)
+    if instance.signing_public_key is not None:
+        yield Result("instance key", Status.OK, f"fingerprint {grouped(fingerprint(instance.signing_public_key))}")
+    yield check_anchors(session, today)
+
+
+def check_anchors(session: Session, today: dt.date) -> Result:
+    """Days whose receipts still wait for a time stamp (docs/evidence.md, "Anchors")."""
+    name = "time stamps"
+    waiting = session.scalars(select(EvidenceLeaf.day).where(EvidenceLeaf.day < today).distinct()).all()
+    unsigned = session.scalar(select(func.count()).select_from(AnchorRow).where(AnchorRow.signed.is_(False))) or 0
+    if waiting:
+        days = ", ".join(d.isoformat() for d in sorted(waiting)[:5]) + (" …" if len(waiting) > 5 else "")
+        fix = "set BUZON_TSA_URL and BUZON_TSA_CA_FILE, and check that the authority answers (through Tor by default)"
+        return Result(name, Status.WARN, f"{len(waiting)} day(s) of receipts not yet time-stamped: {days}", fix)
+    detail = "every past day's receipts are time-stamped"
+    if unsigned:
+        detail += f"; {unsigned} anchor(s) wait for an editor's login to be signed"
+    return Result(name, Status.OK, detail)
 
 
 def _check_clock(session: Session, today: dt.date) -> Result:
@@ -406,7 +438,7 @@ def is_encrypted_block_device(node: Path, depth: int = 0) -> bool:
 
 
 def check_config(settings: Settings, *, listen_host: str, in_container: bool) -> list[Result]:
-    results = [_check_kdf(settings), _check_strip_memory(settings)]
+    results = [_check_kdf(settings), _check_strip_memory(settings), check_timestamping(settings)]
     if listen_host.strip("[]") in _ANY_ADDRESS and not in_container:
         fix = "serve on 127.0.0.1 (`buzon serve --host 127.0.0.1`) and let tor connect locally"
         results.append(Result("listen address", Status.FAIL, f"{listen_host or '*'} listens on every interface", fix))
@@ -414,6 +446,24 @@ def check_config(settings: Settings, *, listen_host: str, in_container: bool) ->
         where = " inside a container" if in_container else ""
         results.append(Result("listen address", Status.OK, f"{listen_host}{where}"))
     return results
+
+
+def check_timestamping(settings: Settings) -> Result:
+    """Whether receipts will be anchored by an RFC 3161 authority, and how it is reached."""
+    name = "time-stamping authority"
+    if not settings.tsa_url:
+        fix = "set BUZON_TSA_URL and BUZON_TSA_CA_FILE (docs/evidence.md): without them no receipt gets trusted time"
+        return Result(name, Status.WARN, "not configured: receipts are kept but never time-stamped", fix)
+    ca_file = settings.tsa_ca_file
+    try:
+        roots = timestamps.load_roots(ca_file.read_bytes()) if ca_file is not None else []
+    except (OSError, timestamps.BadTimestamp):
+        roots = []
+    if not roots:
+        fix = "point BUZON_TSA_CA_FILE at the authority's CA certificates (PEM)"
+        return Result(name, Status.FAIL, f"no readable CA bundle for {settings.tsa_url}", fix)
+    route = "through Tor" if settings.tsa_via_tor else "over clearnet (BUZON_TSA_VIA_TOR=false)"
+    return Result(name, Status.OK, f"{settings.tsa_url}, {route}, {len(roots)} trusted CA certificate(s)")
 
 
 def _check_kdf(settings: Settings) -> Result:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import crypto
 from app.db.models import SOURCE_STATUSES, Source
 from app.deps import (
     CSRF_FIELD,
@@ -30,7 +31,19 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import NotFound
-from app.services import approvals, audit, deletion, desk, keys, replies, retention, search, submissions, triage
+from app.services import (
+    anchors,
+    approvals,
+    audit,
+    deletion,
+    desk,
+    keys,
+    replies,
+    retention,
+    search,
+    submissions,
+    triage,
+)
 from app.services.editors import LoginFailed, UnlockedEditor, pack_keys
 from app.settings import Settings
 from app.web import downloads
@@ -84,11 +97,21 @@ async def login(
         context = {"failed": True, "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     throttle.succeeded(username)
+    await to_thread.run_sync(_sign_anchors, factory, editor.newsroom_keys)
     response = RedirectResponse("/", status_code=303)
     login = EditorLogin(session_epoch=editor.session_epoch)
     cookie = logins.create(editor.editor_id, pack_keys(editor.newsroom_keys), login)
     response.set_cookie(EDITOR_COOKIE, cookie, httponly=True, samesite="strict", path="/")
     return response
+
+
+def _sign_anchors(factory: sessionmaker[Session], newsroom_keys: crypto.NewsroomKeys) -> None:
+    """Sign the anchors made since the last login: only a key holder's session can (docs/evidence.md)."""
+    with factory() as session:
+        try:
+            anchors.sign_anchors(session=session, newsroom_keys=newsroom_keys)
+        except crypto.DecryptionError:
+            session.rollback()  # an editor without the key the instance key is sealed to: the next one signs
 
 
 @router.post("/logout", dependencies=[SameOrigin])

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 
 from anyio import to_thread
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clock import utc_today
+from app.clock import utc_day_and_second, utc_today
+from app.services import anchors
 from app.services.deletion import scrub_database
 from app.services.housekeeping import restamp_rows, sweep_store
 from app.services.notifications import NewTipNotifier, mailer_from
@@ -90,6 +92,33 @@ def install_retention(app: FastAPI, settings: Settings, factory: sessionmaker[Se
         _run_once(factory, store, retention_days)
 
     run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="retention run")
+
+
+def install_anchoring(app: FastAPI, settings: Settings, factory: sessionmaker[Session]) -> None:
+    """Hourly, once past today's randomly drawn time, anchor the past days' receipts (docs/evidence.md).
+
+    Each UTC day draws its own second of the day, so the authority (and whoever
+    watches the connection) learns nothing from when the newsroom stamps. A day
+    the authority fails is tried again at the next hourly run.
+    """
+    authority = anchors.authority_from(
+        url=settings.tsa_url,
+        ca_file=settings.tsa_ca_file,
+        via_tor=settings.tsa_via_tor,
+        socks_url=settings.tor_socks_url,
+    )
+    if authority is None:
+        return
+    drawn: dict[dt.date, int] = {}
+
+    def job() -> None:
+        today, second = utc_day_and_second()
+        if second < drawn.setdefault(today, secrets.randbelow(86400)):
+            return
+        with factory() as session:
+            anchors.anchor_past_days(session, authority=authority, today=today)
+
+    run_periodically(app, lambda: job, every_seconds=INTERVAL_SECONDS, run_at_start=True, name="anchoring run")
 
 
 NORMALISE_EVERY_SECONDS = 60

@@ -13,14 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
+from app.clock import utc_today
 from app.db.migrate import upgrade_database
+from app.db.models import EvidenceLeaf
 from app.db.session import make_engine
 from app.media.sandbox import Sandbox, SandboxLimits
 from app.ops import doctor
 from app.settings import Settings
 from app.storage import BlobStore
 from tests.support import Instance, SettingsFactory, free_port, initialise, server_env
+from tests.support.inprocess import SourceFactory
+from tests.support.tsa import make_authority_files
 
 # The lowest Argon2id costs Settings accepts without insecure_fast_kdf.
 REAL_KDF: dict[str, object] = {
@@ -51,7 +57,8 @@ def tor_port() -> Iterator[int]:
 
 @pytest.fixture
 def good(tmp_path: Path, make_settings: SettingsFactory) -> Instance:
-    instance = initialise(make_settings(tmp_path / "data", onion_address=SOURCE_ONION, **REAL_KDF))
+    tsa = {"tsa_url": "https://tsa.example/", "tsa_ca_file": make_authority_files(tmp_path / "tsa")}
+    instance = initialise(make_settings(tmp_path / "data", onion_address=SOURCE_ONION, **REAL_KDF, **tsa))
     instance.add_editor("ana", admin=True)
     return instance
 
@@ -110,7 +117,8 @@ def test_a_good_instance_passes(good: Instance, tmp_path: Path, tor_port: int) -
     assert {r.check for r in results if r.status is doctor.Status.WARN} <= {"disk", "encrypted storage"}
     assert doctor.exit_code(results) == 0
     checks = _by_check(results)
-    for check in ("data directory", "pepper", "database", "instance", "editors", "clock", "tor", "KDF"):
+    checks_ok = ("data directory", "pepper", "database", "instance", "instance key", "editors", "clock", "tor", "KDF")
+    for check in (*checks_ok, "time-stamping authority", "time stamps"):
         assert checks[check][0].status is doctor.Status.OK, checks[check]
     assert checks["source onion"][0].detail == SOURCE_ONION
 
@@ -426,3 +434,30 @@ def test_the_languages_check_names_a_catalog_that_cannot_be_read() -> None:
         "shown in English instead: xx",
         "reinstall Buzón: the package lost its app/translations .po files",
     )
+
+
+def test_time_stamping_left_unconfigured_warns_and_a_missing_ca_fails(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
+    off = make_settings(tmp_path / "off")
+    assert doctor.check_timestamping(off).status is doctor.Status.WARN
+    no_ca = make_settings(tmp_path / "no-ca", tsa_url="https://tsa.example/", tsa_ca_file=tmp_path / "missing.pem")
+    assert doctor.check_timestamping(no_ca).status is doctor.Status.FAIL
+    via_clearnet = make_settings(
+        tmp_path / "clear", tsa_url="https://tsa.example/", tsa_ca_file=make_authority_files(tmp_path / "ca"),
+        tsa_via_tor=False,
+    )  # fmt: skip
+    result = doctor.check_timestamping(via_clearnet)
+    assert result.status is doctor.Status.OK
+    assert "clearnet" in result.detail
+
+
+def test_days_of_receipts_waiting_for_a_time_stamp_warn(db: Session, make_source: SourceFactory) -> None:
+    today = utc_today()
+    make_source("a tip")
+    assert doctor.check_anchors(db, today).status is doctor.Status.OK  # today's wait for tomorrow
+    db.execute(update(EvidenceLeaf).values(day=today - dt.timedelta(days=3)))
+    db.commit()
+    result = doctor.check_anchors(db, today)
+    assert result.status is doctor.Status.WARN
+    assert (today - dt.timedelta(days=3)).isoformat() in result.detail
