@@ -19,7 +19,7 @@ from app.errors import CrossOriginRequest, FormExpired, KeyNotHeld
 from app.intake.filebody import StripPolicy
 from app.media.sandbox import Sandbox
 from app.services import keys
-from app.services.editors import Authenticator, UnlockedEditor, unpack_keys
+from app.services.editors import Authenticator, UnlockedEditor, unpack_session
 from app.settings import Settings
 from app.storage import BlobStore
 from app.web.admission import Admission, KdfGate
@@ -119,7 +119,8 @@ def require_editor(request: Request, db: DbDep) -> UnlockedEditor:
     if account is None or account.disabled or account.session_epoch != login.payload.session_epoch:
         logins.end(cookie)
         raise LoginRequired()
-    return UnlockedEditor(account.id, account.username, account.is_admin, unpack_keys(login.secret))
+    newsroom_keys, signing_key = unpack_session(login.secret)
+    return UnlockedEditor(account.id, account.username, account.is_admin, newsroom_keys, signing_key)
 
 
 def require_key_holder(editor: Annotated[UnlockedEditor, Depends(require_editor)], db: DbDep) -> UnlockedEditor:

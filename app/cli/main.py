@@ -18,6 +18,7 @@ from app import crypto, errors
 from app.cli.backup import register as register_backup
 from app.cli.decrypt import register as register_decrypt
 from app.cli.doctor import register as register_doctor
+from app.cli.evidence import register as register_evidence
 from app.cli.support import fail, load_settings
 from app.codenames import generate_codename
 from app.db.models import Editor
@@ -35,6 +36,7 @@ cli.add_typer(editor_cli, name="editor")
 register_decrypt(cli)
 register_doctor(cli)
 register_backup(cli)
+register_evidence(cli)
 key_cli = typer.Typer(no_args_is_help=True, help="Manage the newsroom keys.")
 cli.add_typer(key_cli, name="key")
 
@@ -183,6 +185,33 @@ def key_rotate() -> None:
                 "The recovery public key is not recorded: run `buzon editor grant` once with the recovery secret."
             ) from None
     typer.echo(f"New newsroom key {key_id} is active. Every editor session has ended; logins pick up the new key.")
+
+
+custody_cli = typer.Typer(no_args_is_help=True, help="The custody log (docs/evidence.md).")
+cli.add_typer(custody_cli, name="custody")
+
+
+@custody_cli.command("verify")
+def custody_verify() -> None:
+    """Check the whole custody chain with the recovery secret; name the first broken entry."""
+    from app.services import custody
+
+    secret = _recovery_secret(from_stdin=False)
+    if secret is None:
+        raise fail("Checking the custody log needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+    with _open_session(load_settings()) as session:
+        try:
+            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
+        except crypto.DecryptionError:
+            raise fail("That recovery secret does not open the newsroom keys.") from None
+        check = custody.verify_chain(session, newsroom_keys)
+    if check.sound:
+        typer.echo(f"The custody chain is sound: {check.entries} entries, each following the one before.")
+        return
+    typer.echo(f"The custody chain is broken at entry {check.first_broken}:")
+    for index, problem in check.problems:
+        typer.echo(f"  entry {index}: {problem}")
+    raise typer.Exit(1)
 
 
 @cli.command()

@@ -78,6 +78,10 @@ class Editor(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     # Set on revocation: the account can no longer log in, and no login of it is honoured.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The editor's Ed25519 key for custody entries (docs/evidence.md): the seed sealed to
+    # their own key, made at their first login since evidence records existed.
+    signing_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    sealed_signing_seed: Mapped[bytes | None] = mapped_column(LargeBinary(80), default=None)
 
     grants: Mapped[list[KeyGrant]] = relationship(back_populates="editor", cascade="all, delete-orphan")
 
@@ -198,6 +202,8 @@ class Item(Base):
     # The intake receipt, sealed under the envelope's data key (docs/evidence.md); None for
     # items received before receipts existed.
     sealed_receipt: Mapped[bytes | None] = mapped_column(LargeBinary(809), default=None)
+    # The link of the newest custody entry about this item, which the next one names.
+    custody_link: Mapped[str | None] = mapped_column(String(64), default=None)
 
     submission: Mapped[Submission] = relationship(back_populates="items")
 
@@ -271,3 +277,33 @@ class AnchorRow(Base):
     day: Mapped[dt.date] = mapped_column(Date, index=True)
     signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     sealed_record: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CustodyEntry(Base):
+    """One custody entry (docs/evidence.md, "Custody"), sealed: the order is only inside the seals."""
+
+    __tablename__ = "custody_entries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    day: Mapped[dt.date] = mapped_column(Date)
+    sealed_entry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CustodyHead(Base):
+    """The chain's newest link and how many entries it has: one row, replaced with each append."""
+
+    __tablename__ = "custody_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link: Mapped[str] = mapped_column(String(64), default="")
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SigningKeyRecord(Base):
+    """Every editor signing key ever made and whose it was: kept after the editor is deleted,
+    so that the custody entries they signed still verify (docs/evidence.md, "Editor signing keys")."""
+
+    __tablename__ = "signing_keys"
+
+    public_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))

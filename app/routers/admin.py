@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from app.db.models import KeyGrant, NewsroomKey
+from app.db.models import Instance, KeyGrant, NewsroomKey
 from app.deps import (
     CSRF_FIELD,
     DbDep,
@@ -22,6 +22,8 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import AdminsOnly
+from app.evidence import identity
+from app.evidence.identity import grouped
 from app.services import approvals, audit, editors, invites, keys
 from app.services.editors import UnlockedEditor
 from app.web.forms import read_small_form
@@ -122,7 +124,10 @@ async def delete(
 def keys_page(request: Request, admin: Admin, db: DbDep, templates: TemplatesDep) -> Response:
     holders = dict(db.execute(select(KeyGrant.key_id, func.count()).group_by(KeyGrant.key_id)).all())
     newsroom_keys = list(db.scalars(select(NewsroomKey).order_by(NewsroomKey.created_on.desc(), NewsroomKey.key_id)))
-    context = {"editor": admin, "keys": newsroom_keys, "holders": holders}
+    instance = db.get(Instance, 1)
+    signing = instance.signing_public_key if instance is not None else None
+    fingerprint = grouped(identity.fingerprint(signing)) if signing is not None else ""
+    context = {"editor": admin, "keys": newsroom_keys, "holders": holders, "instance_fingerprint": fingerprint}
     return templates.TemplateResponse(request, "admin_keys.html", context)
 
 

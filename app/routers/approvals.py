@@ -47,7 +47,7 @@ async def approve(
 
     def run() -> None:
         with factory() as session:
-            approvals.approve(session, store, approval_id=approval_id, by=actor(editor))
+            approvals.approve(session, store, approval_id=approval_id, by=actor(editor), handling=editor)
 
     await to_thread.run_sync(run)
     return RedirectResponse("/approvals", status_code=303)

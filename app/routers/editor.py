@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crypto
-from app.db.models import SOURCE_STATUSES, Source
+from app.db.models import SOURCE_STATUSES, Item, Source
 from app.deps import (
     CSRF_FIELD,
     EDITOR_COOKIE,
@@ -31,10 +31,12 @@ from app.deps import (
     check_csrf,
 )
 from app.errors import NotFound
+from app.evidence import custody as custody_formats
 from app.services import (
     anchors,
     approvals,
     audit,
+    custody,
     deletion,
     desk,
     keys,
@@ -44,7 +46,7 @@ from app.services import (
     submissions,
     triage,
 )
-from app.services.editors import LoginFailed, UnlockedEditor, pack_keys
+from app.services.editors import LoginFailed, UnlockedEditor, pack_session
 from app.settings import Settings
 from app.web import downloads
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
@@ -100,7 +102,7 @@ async def login(
     await to_thread.run_sync(_sign_anchors, factory, editor.newsroom_keys)
     response = RedirectResponse("/", status_code=303)
     login = EditorLogin(session_epoch=editor.session_epoch)
-    cookie = logins.create(editor.editor_id, pack_keys(editor.newsroom_keys), login)
+    cookie = logins.create(editor.editor_id, pack_session(editor.newsroom_keys, editor.signing_key), login)
     response.set_cookie(EDITOR_COOKIE, cookie, httponly=True, samesite="strict", path="/")
     return response
 
@@ -234,7 +236,9 @@ def source_page(
         newsroom_keys=editor.newsroom_keys,
         retention_days=settings.retention_days,
     )
-    audit.record_read(db, actor=editor.username, action="source view", target=view.designation)
+    if audit.record_read(db, actor=editor.username, action="source view", target=view.designation):
+        # The first view of the day goes on each item's custody record, as the audit log's line does.
+        custody.record_for_source(db, editor, source_id, "opened")
     context = {"editor": editor, "source": view, "statuses": SOURCE_STATUSES, "max_tag": triage.MAX_TAG_CHARS}
     return templates.TemplateResponse(request, "source.html", context)
 
@@ -266,6 +270,7 @@ async def _change_source(
 async def set_status(request: Request, source_id: str, editor: KeyHolder, factory: SessionFactoryDep) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.set_status(session=session, source=source, status=form.get("status", ""), actor=editor.username)
+        custody.record_for_source(session, editor, source.id, "status changed", detail=source.status)
 
     return await _change_source(request, factory, source_id, change)
 
@@ -305,6 +310,7 @@ async def add_tag(request: Request, source_id: str, editor: KeyHolder, factory: 
             newsroom_keys=editor.newsroom_keys,
             newsroom_public_key=keys.active_public_key(session),
         )
+        custody.record_for_source(session, editor, source.id, "tagged", detail="added")
 
     return await _change_source(request, factory, source_id, change)
 
@@ -315,6 +321,7 @@ async def remove_tag(
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         triage.remove_tag(session=session, source=source, tag_id=tag_id, actor=editor.username)
+        custody.record_for_source(session, editor, source.id, "tagged", detail="removed")
 
     return await _change_source(request, factory, source_id, change)
 
@@ -329,6 +336,7 @@ async def add_note(request: Request, source_id: str, editor: KeyHolder, factory:
             author=editor.username,
             newsroom_public_key=keys.active_public_key(session),
         )
+        custody.record_for_source(session, editor, source.id, "noted", detail="added")
 
     return await _change_source(request, factory, source_id, change, MAX_NOTE_FORM_BYTES)
 
@@ -339,6 +347,7 @@ async def delete_note(
 ) -> Response:
     def change(session: Session, source: Source, form: dict[str, str]) -> None:
         deletion.delete_note(session=session, source_id=source.id, note_id=note_id, actor=editor.username)
+        custody.record_for_source(session, editor, source.id, "noted", detail="deleted")
 
     return await _change_source(request, factory, source_id, change)
 
@@ -380,6 +389,10 @@ async def delete_item(
 
     def run() -> str:
         with factory() as session:
+            # The tombstone first: once the item is gone, nothing could name it.
+            item = session.get(Item, item_id)
+            if item is not None:
+                custody.record(session, editor, [item], custody_formats.DELETED)
             return deletion.delete_item(session=session, store=store, item_id=item_id, actor=editor.username)
 
     source_id = await to_thread.run_sync(run)
@@ -412,6 +425,7 @@ async def delete_source(
                 by = approvals.Actor(editor.editor_id, editor.username, editor.is_admin)
                 approvals.request(session, action=approvals.DELETE_SOURCE, target_id=source_id, by=by)
                 return "/approvals?asked=1"
+            custody.record_for_source(session, editor, source_id, custody_formats.DELETED)
             deleted = deletion.delete_sources(
                 session=session, store=store, source_ids=[source_id], actor=editor.username
             )
@@ -429,6 +443,7 @@ def download(item_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) ->
         session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
     )
     audit.record_read(db, actor=editor.username, action="item download", target=audit.item_target(db, item_id))
+    custody.record(db, editor, [db.get_one(Item, item_id)], "downloaded")
     # The first batch is decrypted before the status line, so a tampered body that fits
     # in one batch (most messages) is refused with a 404 rather than cut short after a 200.
     body = downloads.primed(downloads.batched(chunks))

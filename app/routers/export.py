@@ -26,7 +26,7 @@ from app.deps import (
 )
 from app.formats.filenames import safe_filename
 from app.passphrases import MIN_CHARS, weakness
-from app.services import editors, export
+from app.services import custody, editors, export
 from app.services.editors import UnlockedEditor
 from app.web.admission import EDITOR_KDF_WAIT_SECONDS
 from app.web.forms import read_small_form
@@ -42,6 +42,7 @@ def _attachment(filename: str) -> str:
 @router.get("/sources/{source_id}/export")
 def export_source(source_id: str, editor: CurrentEditor, db: DbDep, store: StoreDep) -> Response:
     plan = export.plan_bundle(session=db, store=store, source_id=source_id, editor_id=editor.editor_id)
+    custody.record_for_source(db, editor, source_id, "exported")
     # The plan holds everything from the database, so the body streams after the session closes;
     # the bodies are copied as stored, 64 KiB at a time, never decrypted and never spooled.
     headers = {"Content-Disposition": _attachment(plan.filename), "Content-Length": str(plan.size)}

@@ -14,16 +14,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app import crypto
+from app.db.models import Item
 from app.deps import CurrentEditor, DbDep, SandboxDep, StoreDep, TemplatesDep
 from app.errors import NotFound
 from app.media.findings import MetadataReport
-from app.services import audit, submissions
+from app.services import audit, custody, submissions
 from app.storage import BlobStore
 
 # Larger files are reported from their encrypted metadata only.
 MAX_INSPECT_BYTES = 64 * 1024 * 1024
 
 router = APIRouter()
+# Each read's line in the audit log, and the action it puts on the item's custody record.
+CUSTODY_ACTIONS = {"item report": "reported", "item preview": "previewed"}
 
 
 def _open_in_memory(
@@ -33,6 +36,7 @@ def _open_in_memory(
         session=db, store=store, item_id=item_id, newsroom_keys=editor.newsroom_keys
     )
     audit.record_read(db, actor=editor.username, action=action, target=audit.item_target(db, item_id))
+    custody.record(db, editor, [db.get_one(Item, item_id)], CUSTODY_ACTIONS[action])
     if metadata.kind != "file" or metadata.size > MAX_INSPECT_BYTES:
         return metadata, None
     return metadata, b"".join(chunks)

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.db.models import AnchorRow, EvidenceLeaf
+from app.db.models import AnchorRow, CustodyHead, EvidenceLeaf
 from app.evidence import anchors, timestamps
 from app.evidence.anchors import Anchor, Head
 from app.services import keys
@@ -82,10 +82,13 @@ def anchor_past_days(session: Session, *, authority: TimestampAuthority, today: 
     """Anchor every day before ``today`` whose leaves wait; a day the authority fails keeps waiting."""
     outcome = Anchoring()
     for day in pending_days(session, before=today):
-        leaves = sorted(session.scalars(select(EvidenceLeaf.commitment).where(EvidenceLeaf.day == day)))
+        pending = list(session.scalars(select(EvidenceLeaf.commitment).where(EvidenceLeaf.day == day)))
         instance = keys.instance_fingerprint(session)
         newsroom_public_key = keys.active_public_key(session)
+        head = _custody_head(session)
         session.rollback()  # no read transaction stays open while the authority is asked
+        head_leaf = head.commitment()
+        leaves = sorted({*pending, head_leaf} if head_leaf is not None else set(pending))
         statement = anchors.statement(instance=instance, day=day, leaves=leaves)
         try:
             reply = authority.stamp(statement)
@@ -93,17 +96,25 @@ def anchor_past_days(session: Session, *, authority: TimestampAuthority, today: 
             logger.warning("the time-stamping authority gave no valid stamp; a day waits")
             outcome.waiting.append(day)
             continue
-        anchor = Anchor(statement=statement, leaves=leaves, reply=reply, head=Head())
+        anchor = Anchor(statement=statement, leaves=leaves, reply=reply, head=head)
         session.add(
             AnchorRow(day=day, signed=False, sealed_record=crypto.seal_evidence(newsroom_public_key, anchor.document()))
         )
         # Only the leaves this anchor holds: one committed at midnight with yesterday's date waits for the next.
-        for start in range(0, len(leaves), _DELETE_BATCH):
-            batch = leaves[start : start + _DELETE_BATCH]
+        for start in range(0, len(pending), _DELETE_BATCH):
+            batch = pending[start : start + _DELETE_BATCH]
             session.execute(delete(EvidenceLeaf).where(EvidenceLeaf.day == day, EvidenceLeaf.commitment.in_(batch)))
         session.commit()
         outcome.anchored.append(day)
     return outcome
+
+
+def _custody_head(session: Session) -> Head:
+    """The custody chain's newest entry as the anchor names it (docs/evidence.md, "Tree")."""
+    head = session.get(CustodyHead, 1)
+    if head is None or not head.link:
+        return Head()
+    return Head(link=head.link, seq=head.entries - 1)
 
 
 def open_anchor(row: AnchorRow, newsroom_keys: crypto.NewsroomKeys) -> Anchor:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from app import errors
 from app.clock import utc_today
 from app.db.models import Approval, Editor, KeyGrant, NewsroomKey, Source
-from app.services import audit, deletion, editors
+from app.evidence.custody import DELETED
+from app.services import audit, custody, deletion, editors
 from app.storage import BlobStore
 
 DELETE_SOURCE = "delete source"
@@ -105,8 +106,14 @@ def pending(session: Session) -> list[PendingApproval]:
     return sorted(found, key=lambda p: (p.requested_on, p.action, p.target))
 
 
-def approve(session: Session, store: BlobStore, *, approval_id: str, by: Actor) -> str:
-    """Carry out a request as ``by``, a second admin; return its action."""
+def approve(
+    session: Session, store: BlobStore, *, approval_id: str, by: Actor, handling: custody.Handling | None = None
+) -> str:
+    """Carry out a request as ``by``, a second admin; return its action.
+
+    With ``handling`` (the approving admin's session), a source's items get
+    their custody tombstones, signed by the admin who carried the deletion out.
+    """
     _drop_lapsed(session)
     approval = session.get(Approval, approval_id)
     if approval is None:
@@ -119,6 +126,8 @@ def approve(session: Session, store: BlobStore, *, approval_id: str, by: Actor) 
     session.delete(approval)
     audit.record(session, actor=by.username, action=f"approved: {action}", target=label)
     if action == DELETE_SOURCE:
+        if handling is not None:
+            custody.record_for_source(session, handling, target_id, DELETED, commit=False)
         deletion.delete_sources(session=session, store=store, source_ids=[target_id], actor=by.username)
     elif target_id != by.editor_id:
         editors.delete_editor(session=session, editor_id=target_id, actor=by.username)

@@ -16,10 +16,11 @@ def record(session: Session, *, actor: str, action: str, target: str = "") -> No
     session.add(AuditEntry(day=utc_today(), actor=actor, action=action, target=target[:120]))
 
 
-def record_read(session: Session, *, actor: str, action: str, target: str = "") -> None:
+def record_read(session: Session, *, actor: str, action: str, target: str = "") -> bool:
     """A read, on the record like a change: once per editor, action, target and day, and committed.
 
     Never what was read or searched for: a search is "search", with no target.
+    True if this was the first such read of the day.
     """
     entry = AuditEntry(day=utc_today(), actor=actor, action=action, target=target[:120])
     seen = select(AuditEntry.id).where(
@@ -28,9 +29,11 @@ def record_read(session: Session, *, actor: str, action: str, target: str = "") 
         AuditEntry.action == entry.action,
         AuditEntry.target == entry.target,
     )
-    if session.scalars(seen).first() is None:
-        session.add(entry)
-        session.commit()
+    if session.scalars(seen).first() is not None:
+        return False
+    session.add(entry)
+    session.commit()
+    return True
 
 
 def item_target(session: Session, item_id: str) -> str:

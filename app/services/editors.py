@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import crypto, errors
 from app.clock import utc_today
-from app.db.models import Editor, KeyGrant, NewsroomKey
+from app.db.models import Editor, KeyGrant, NewsroomKey, SigningKeyRecord
 from app.services import audit
 
 TOTP_STEP_SECONDS = 30
@@ -39,6 +39,8 @@ class UnlockedEditor:
     username: str
     is_admin: bool
     newsroom_keys: crypto.NewsroomKeys
+    # The editor's own Ed25519 key, which signs their custody entries (docs/evidence.md).
+    signing_key: crypto.SigningKey
     session_epoch: int = 0
 
     def __repr__(self) -> str:
@@ -48,8 +50,18 @@ class UnlockedEditor:
 _PACKED_KEY_SIZE = crypto.KEY_ID_SIZE + crypto.KEY_SIZE
 
 
+def pack_session(newsroom_keys: crypto.NewsroomKeys, signing_key: crypto.SigningKey) -> bytes:
+    """Serialise what a login unlocked: the signing seed, then (key id || secret key) per newsroom key."""
+    return signing_key.seed + pack_keys(newsroom_keys)
+
+
+def unpack_session(packed: bytes) -> tuple[crypto.NewsroomKeys, crypto.SigningKey]:
+    seed, rest = packed[: crypto.SIGNING_SEED_SIZE], packed[crypto.SIGNING_SEED_SIZE :]
+    return unpack_keys(rest), crypto.signing_key_from_seed(seed)
+
+
 def pack_keys(newsroom_keys: crypto.NewsroomKeys) -> bytes:
-    """Serialise unlocked newsroom keys for a session (key id || secret key, repeated)."""
+    """Serialise unlocked newsroom keys (key id || secret key, repeated)."""
     return b"".join(kid + kp.secret for kid, kp in newsroom_keys.items())
 
 
@@ -112,11 +124,36 @@ def add_editor(
         counter=0,
     )
     session.add(editor)
+    _give_signing_key(session, editor)
     if newsroom_keys:
         grant_keys(session=session, editor=editor, newsroom_keys=newsroom_keys)
     audit.record(session, actor=audit.CLI_ACTOR, action="added editor", target=username)
     session.commit()
     return totp_secret
+
+
+def _give_signing_key(session: Session, editor: Editor) -> None:
+    """An Ed25519 key for the editor's custody entries, its seed sealed to their own key.
+
+    Made with the account, so that no login changes a clear column; accounts
+    made before evidence records get theirs at their next login.
+    """
+    key = crypto.new_signing_key()
+    editor.signing_public_key = key.public
+    editor.sealed_signing_seed = crypto.seal(editor.public_key, key.seed)
+    session.add(SigningKeyRecord(public_key=key.public.hex(), username=editor.username))
+
+
+def _signing_key(session: Session, editor: Editor, keypair: crypto.KeyPair) -> crypto.SigningKey:
+    """The editor's signing key, unsealed with their unwrapped key."""
+    if editor.sealed_signing_seed is None or editor.signing_public_key is None:
+        _give_signing_key(session, editor)
+        session.commit()
+    assert editor.sealed_signing_seed is not None
+    key = crypto.signing_key_from_seed(crypto.seal_open(keypair, editor.sealed_signing_seed))
+    if key.public != editor.signing_public_key:
+        raise crypto.DecryptionError()
+    return key
 
 
 @dataclass(frozen=True, repr=False)
@@ -156,6 +193,7 @@ def complete_enrolment(
         counter=counter,  # the code that proved enrolment cannot log in again
     )
     session.add(editor)
+    _give_signing_key(session, editor)
     audit.record(session, actor=username, action="enrolled")
     return editor
 
@@ -371,5 +409,6 @@ class Authenticator:
             username=editor.username,
             is_admin=editor.is_admin,
             newsroom_keys=keys,
+            signing_key=_signing_key(session, editor, keypair),
             session_epoch=editor.session_epoch,
         )

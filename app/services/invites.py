@@ -94,6 +94,9 @@ def pending_invites(session: Session) -> list[Invite]:
 
 
 def cancel_invite(*, session: Session, username: str, actor: str) -> None:
+    if not is_valid_username(username.strip()):
+        # No invite can carry such a name; and PostgreSQL refuses a NUL in a query with an error.
+        return
     session.execute(delete(Invite).where(Invite.username == username))
     audit.record(session, actor=actor, action="cancelled invite", target=username)
     session.commit()

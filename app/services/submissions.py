@@ -18,6 +18,7 @@ from app.envelopes import read_body
 from app.evidence import receipts
 from app.evidence.receipts import Receipt
 from app.intake.ingest import SealedItem
+from app.services import custody
 from app.storage import BlobStore
 
 # Random draws before a crowded desk falls back to numbering (70 x 58 pairs collide
@@ -100,22 +101,24 @@ def _commit_with_bodies(session: Session, items: list[SealedItem]) -> None:
 def _add_submission(*, session: Session, source: Source, items: list[SealedItem], today: dt.date) -> None:
     (submission_id,) = {sealed.submission_id for sealed in items}  # one ingest, one submission
     submission = Submission(id=submission_id, source=source, created_on=today)
+    received = []
     for position, sealed in enumerate(items):
-        submission.items.append(
-            Item(
-                id=secrets.token_hex(16),
-                position=position,
-                kind=sealed.kind,
-                capsule=sealed.capsule,
-                sealed_metadata=sealed.sealed_metadata,
-                blob_name=sealed.blob_name,
-                body_size=sealed.body_size,
-                sealed_receipt=sealed.sealed_receipt,
-            )
+        item = Item(
+            id=secrets.token_hex(16),
+            position=position,
+            kind=sealed.kind,
+            capsule=sealed.capsule,
+            sealed_metadata=sealed.sealed_metadata,
+            blob_name=sealed.blob_name,
+            body_size=sealed.body_size,
+            sealed_receipt=sealed.sealed_receipt,
         )
+        submission.items.append(item)
+        received.append((item, sealed.commitment))
         # Committed with the item: the day's anchor will cover its receipt (docs/evidence.md).
         session.add(EvidenceLeaf(commitment=sealed.commitment, day=today))
     session.add(submission)
+    custody.record_received(session, received)
 
 
 # --- reading, for editors -----------------------------------------------------------

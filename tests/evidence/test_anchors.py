@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from app import crypto
 from app.clock import utc_today
-from app.db.models import AnchorRow, EvidenceLeaf, Item
+from app.db.models import AnchorRow, CustodyHead, EvidenceLeaf, Item
 from app.db.models import Instance as InstanceRow
 from app.evidence import anchors, merkle, timestamps
+from app.evidence.anchors import Head
 from app.services import keys, submissions
 from app.services.anchors import Anchoring, TimestampAuthority, anchor_past_days, open_anchor, sign_anchors
 from app.storage import BlobStore
@@ -59,7 +60,7 @@ def test_a_past_days_receipts_are_anchored_and_the_authority_sees_one_hash(
     make_source("the second tip")
     _back_date(db, YESTERDAY)
     pending = _leaves(db)
-    assert len(pending) == 3
+    assert len(pending) == 6  # three receipts, and the custody entries of their arrival
 
     assert anchor_past_days(db, authority=_client(authority), today=TODAY) == Anchoring(anchored=[YESTERDAY])
 
@@ -67,8 +68,13 @@ def test_a_past_days_receipts_are_anchored_and_the_authority_sees_one_hash(
     (row,) = db.scalars(select(AnchorRow))
     assert (row.day, row.signed) == (YESTERDAY, False)
     anchor = open_anchor(row, _keys(db, instance))
-    assert set(anchor.leaves) == pending
-    assert anchor.fields["leaves"] == 3
+    # The pending leaves, and the custody chain's head, which anchors every entry before it.
+    head = db.get_one(CustodyHead, 1)
+    assert anchor.head == Head(link=head.link, seq=head.entries - 1)
+    head_leaf = anchor.head.commitment()
+    assert head_leaf is not None
+    assert set(anchor.leaves) == pending | {head_leaf}
+    assert anchor.fields["leaves"] == 7
     # The authority was asked once, for SHA-256 of the statement: no leaf, no content hash, no count.
     (request,) = authority.requests
     assert hashlib.sha256(anchor.statement).digest() in request
@@ -94,7 +100,7 @@ def test_a_past_days_receipts_are_anchored_and_the_authority_sees_one_hash(
 def test_todays_leaves_wait_for_tomorrow(db: Session, make_source: SourceFactory, authority: Authority) -> None:
     make_source("arrived today")
     assert anchor_past_days(db, authority=_client(authority), today=TODAY) == Anchoring()
-    assert len(_leaves(db)) == 1
+    assert len(_leaves(db)) == 2
     assert authority.requests == []
 
 
@@ -107,10 +113,10 @@ def test_an_outage_leaves_the_day_waiting_and_intake_goes_on(
     assert anchor_past_days(db, authority=_client(authority), today=TODAY) == Anchoring(waiting=[YESTERDAY])
     assert db.scalars(select(AnchorRow)).all() == []
     make_source("sent during the outage")  # intake never waits for the authority
-    assert len(_leaves(db)) == 2
+    assert len(_leaves(db)) == 4
     authority.down = False
     assert anchor_past_days(db, authority=_client(authority), today=TODAY) == Anchoring(anchored=[YESTERDAY])
-    assert len(_leaves(db)) == 1  # today's
+    assert len(_leaves(db)) == 2  # today's
 
 
 def test_an_unreachable_authority_is_an_outage(db: Session, make_source: SourceFactory, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Approval, AuditEntry, Editor, Source
 from app.main import create_editor_app
+from app.services import custody, keys
 from tests.support import EditorAccount, Instance, csrf_token_in
 from tests.support.inprocess import EditorFactory, MadeEditor, SourceFactory, TestClient, try_log_in
 
@@ -38,6 +39,7 @@ def admins(make_editor: EditorFactory) -> tuple[MadeEditor, MadeEditor]:
 
 def test_deleting_a_source_waits_for_a_second_admin(
     db: Session,
+    instance: Instance,
     make_source: SourceFactory,
     editor_client: TestClient,
     admins: tuple[MadeEditor, MadeEditor],
@@ -58,6 +60,11 @@ def test_deleting_a_source_waits_for_a_second_admin(
     assert _approval_ids(db) == []
     actions = {(e.actor, e.action) for e in db.scalars(select(AuditEntry))}
     assert {("ana", "asked to delete source"), ("bruno", "approved: delete source")} <= actions
+    # The source's message leaves its custody tombstone, signed by the admin who carried it out.
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    last = max((e for e in custody.open_chain(db, newsroom_keys) if e is not None), key=lambda e: e.seq)
+    assert (last.action, last.actor) == ("deleted", "bruno")
+    assert custody.verify_chain(db, newsroom_keys).sound
 
 
 def test_a_non_admin_may_ask_and_only_an_admin_may_approve(

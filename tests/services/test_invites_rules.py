@@ -150,6 +150,13 @@ def test_an_editor_added_from_the_command_line_is_held_to_the_same_rule(
     assert _audit(db) == []
 
 
+@pytest.mark.parametrize("username", ["\x00", "da\nna", "a" * (MAX_USERNAME_CHARS + 1)])
+def test_cancelling_a_name_no_invite_can_have_writes_nothing(db: Session, username: str) -> None:
+    # The editor-form fuzzer found a 500 on PostgreSQL for a NUL here, and an audit line of junk on SQLite.
+    invites.cancel_invite(session=db, username=username, actor=ACTOR)
+    assert _audit(db) == []
+
+
 def test_the_username_of_an_editor_is_refused_and_nothing_is_written(db: Session, make_editor: EditorFactory) -> None:
     make_editor("bob")
     before = _audit(db)

@@ -1,0 +1,146 @@
+"""Writing a source's evidence package (docs/evidence.md, "Packages") from a key holder's session.
+
+Everything a verifier needs and nothing else: each item's stored copy and
+receipt, its custody entries, proofs into the anchors that hold them, those
+anchors' statements, replies and signatures (not their other leaves), and the
+editor key statements, signed here with the instance key.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import crypto, errors
+from app.clock import utc_today
+from app.db.models import AnchorRow, Instance, Item, SigningKeyRecord, Submission
+from app.evidence import package
+from app.evidence.anchors import Anchor
+from app.evidence.canonical import canonical, parse_canonical
+from app.evidence.identity import fingerprint
+from app.evidence.package import Proof
+from app.services import anchors, custody, keys, submissions
+from app.storage import BlobStore
+
+
+class NothingToPackage(errors.NotFound):
+    """The source has no item with a receipt."""
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    by_name: dict[str, Anchor]
+
+    def proof(self, leaf: bytes) -> Proof:
+        for name, anchor in self.by_name.items():
+            found = anchor.proof(leaf)
+            if found is not None:
+                index, path = found
+                return Proof(anchor=name, index=index, size=len(anchor.leaves), path=tuple(path))
+        return Proof(anchor="")
+
+
+def _name(anchor: Anchor) -> str:
+    return f"{anchor.day.isoformat()}-{anchor.fields['root'][:12]}"
+
+
+def write_package(
+    *, session: Session, store: BlobStore, source_id: str, newsroom_keys: crypto.NewsroomKeys, out: Path,
+    tsa_ca: bytes | None = None,
+) -> int:  # fmt: skip
+    """Write the plain package into the empty directory ``out``; return how many items it holds."""
+    instance_row = session.get(Instance, 1)
+    if instance_row is None or instance_row.signing_public_key is None:
+        raise errors.NotInitialised()
+    instance_key = keys.open_instance_key(session=session, newsroom_keys=newsroom_keys)
+    instance = fingerprint(instance_key.public)
+    all_anchors = _Anchors(
+        {_name(a): a for a in (anchors.open_anchor(row, newsroom_keys) for row in session.scalars(select(AnchorRow)))}
+    )
+    chain = [e for e in custody.open_chain(session, newsroom_keys) if e is not None]
+    items = session.scalars(
+        select(Item)
+        .join(Submission)
+        .where(Submission.source_id == source_id)
+        .order_by(Submission.created_on, Item.position)
+    )
+    listed: list[dict[str, object]] = []
+    used: set[str] = set()
+    out.mkdir(parents=True, exist_ok=False)
+    for item in items:
+        receipt = submissions.open_receipt(item, newsroom_keys)
+        if receipt is None:
+            continue  # received before receipts: nothing a verifier could check
+        n = len(listed)
+        metadata, chunks = submissions.open_item_stream(
+            session=session, store=store, item_id=item.id, newsroom_keys=newsroom_keys
+        )
+        folder = out / "items" / str(n)
+        folder.mkdir(parents=True)
+        with (folder / "content").open("wb") as content:
+            for chunk in chunks:
+                content.write(chunk)
+        (folder / "receipt.json").write_bytes(receipt.document())
+        commitment = receipt.commitment()
+        proof = all_anchors.proof(commitment)
+        entries = sorted((e for e in chain if e.item == commitment.hex()), key=lambda e: e.seq)
+        proofs = [all_anchors.proof(e.commitment()) for e in entries]
+        listings = [
+            {"entry": parse_canonical(e.document()), "proof": p.document()}
+            for e, p in zip(entries, proofs, strict=True)
+        ]
+        used |= {proof.anchor} | {p.anchor for p in proofs}
+        (folder / "custody.json").write_bytes(canonical({"entries": listings}))
+        listed.append({"n": n, "name": metadata.name or "message.txt", "type": metadata.type,
+                       "commitment": commitment.hex(), "proof": proof.document()})  # fmt: skip
+    if not listed:
+        raise NothingToPackage()
+    names = sorted(name for name in used if name)
+    (out / "anchors").mkdir()
+    for name in names:
+        (out / "anchors" / f"{name}.json").write_bytes(_anchor_document(all_anchors.by_name[name]))
+    if tsa_ca:
+        (out / "tsa").mkdir()
+        (out / "tsa" / "ca.pem").write_bytes(tsa_ca)
+    document = {
+        "package": package.PACKAGE_FORMAT,
+        "instance": {"fingerprint": instance, "public_key": _b64(instance_key.public)},
+        "made": utc_today().isoformat(),
+        "items": listed,
+        "anchors": names,
+        "editor_keys": _key_statements(session, instance, instance_key),
+    }
+    (out / package.PACKAGE_FILE).write_bytes(canonical(document))
+    return len(listed)
+
+
+def _anchor_document(anchor: Anchor) -> bytes:
+    return canonical(
+        {
+            "statement": anchor.fields,
+            "reply": _b64(anchor.reply),
+            "signature": _b64(anchor.signature),
+            "head": {"head": anchor.head.link, "seq": anchor.head.seq},
+        }
+    )
+
+
+def _key_statements(session: Session, instance: str, instance_key: crypto.SigningKey) -> list[dict[str, object]]:
+    revoked = custody.revocation_days(session)
+    statements: list[dict[str, object]] = []
+    for record in session.scalars(select(SigningKeyRecord).order_by(SigningKeyRecord.username)):
+        statement = package.key_statement(
+            instance=instance, editor=record.username, key=bytes.fromhex(record.public_key),
+            until=revoked.get(record.public_key, ""),
+        )  # fmt: skip
+        signature = crypto.sign(instance_key, package.SIGN_KEY, statement)
+        statements.append({"statement": parse_canonical(statement), "signature": _b64(signature)})
+    return statements
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,232 @@
+"""Evidence packages (docs/evidence.md, "Packages"): verified offline with no key, and every tampering named."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app import crypto
+from app.clock import utc_today
+from app.db.models import EvidenceLeaf, Source
+from app.evidence import package, timestamps
+from app.evidence.canonical import canonical
+from app.services import keys
+from app.services.anchors import TimestampAuthority, anchor_past_days, sign_anchors
+from app.services.evidence_package import write_package
+from app.storage import BlobStore
+from tests.support import Instance, server_env
+from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, log_in
+from tests.support.tsa import RunningAuthority
+
+FILE = b"%PDF-1.4 the contract, as the source sent it"
+
+
+@pytest.fixture
+def packaged(
+    tmp_path: Path,
+    db: Session,
+    store: BlobStore,
+    instance: Instance,
+    make_source: SourceFactory,
+    make_editor: EditorFactory,
+    editor_client: TestClient,
+) -> Path:
+    """A tip that arrived, was viewed and downloaded, anchored yesterday by a real authority, and packaged."""
+    made = make_source("the message", files=[("contract.pdf", FILE)])
+    log_in(editor_client, make_editor("ana").account)
+    page = editor_client.get(f"/sources/{made.id}").text
+    (download,) = re.findall(r'href="(/items/[0-9a-f]{32}/download)"', page)
+    assert editor_client.get(download).content == FILE
+    db.execute(update(EvidenceLeaf).values(day=utc_today() - dt.timedelta(days=1)))
+    db.commit()
+    running = RunningAuthority(tmp_path / "tsa")
+    try:
+        roots = timestamps.load_roots(running.authority.ca_file.read_bytes())
+        authority = TimestampAuthority(url=running.authority.url, roots=roots, proxy=None, timeout_seconds=30)
+        assert anchor_past_days(db, authority=authority, today=utc_today()).anchored
+    finally:
+        running.close()
+    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
+    sign_anchors(db, newsroom_keys=newsroom_keys)
+    out = tmp_path / "package"
+    ca = running.authority.ca_file.read_bytes()
+    assert (
+        write_package(session=db, store=store, source_id=made.id, newsroom_keys=newsroom_keys, out=out, tsa_ca=ca) == 2
+    )
+    return out
+
+
+def _tampered(packaged: Path, tmp_path: Path, change: Callable[[Path], None]) -> list[package.ItemVerdict]:
+    copy = tmp_path / "tampered"
+    shutil.copytree(packaged, copy)
+    change(copy)
+    return package.verify_package(copy)
+
+
+def _file_item(root: Path) -> str:
+    listed = json.loads((root / "package.json").read_bytes())["items"]
+    return str(next(item["n"] for item in listed if item["name"] == "contract.pdf"))
+
+
+def _failures(verdicts: list[package.ItemVerdict]) -> list[str]:
+    return [f for v in verdicts for f in v.failures]
+
+
+def test_a_package_verifies_offline_with_every_check_passing(packaged: Path) -> None:
+    verdicts = package.verify_package(packaged)
+    assert [v.failures for v in verdicts] == [[], []]
+    assert all(v.verified and v.stamped_at is not None for v in verdicts)
+    assert all(v.notes == [] for v in verdicts)  # every receipt and entry is anchored
+    n = _file_item(packaged)
+    assert (packaged / "items" / n / "content").read_bytes() == FILE
+    actions = [
+        e["entry"]["action"] for e in json.loads((packaged / "items" / n / "custody.json").read_bytes())["entries"]
+    ]
+    assert actions == ["received", "opened", "downloaded"]
+
+
+def _flip(path: Path, offset: int = 10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def _edit_json(path: Path, change: Callable[[dict[str, object]], None]) -> None:
+    fields = json.loads(path.read_bytes())
+    change(fields)
+    path.write_bytes(canonical(fields))
+
+
+def test_one_flipped_byte_of_a_stored_copy_is_content_altered(packaged: Path, tmp_path: Path) -> None:
+    verdicts = _tampered(packaged, tmp_path, lambda root: _flip(root / "items" / _file_item(root) / "content"))
+    assert _failures(verdicts) == [package.CONTENT_ALTERED]
+
+
+def test_an_edited_receipt_is_receipt_altered(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        _edit_json(root / "items" / _file_item(root) / "receipt.json", lambda r: r.update(sent_size=1))
+
+    assert _failures(_tampered(packaged, tmp_path, change)) == [package.RECEIPT_ALTERED]
+
+
+def test_a_flipped_proof_is_proof_broken(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        def flip_path(fields: dict[str, object]) -> None:
+            items = fields["items"]
+            assert isinstance(items, list)
+            path = items[0]["proof"]["path"]
+            path[0] = ("0" if path[0][0] != "0" else "1") + path[0][1:]
+
+        _edit_json(root / "package.json", flip_path)
+
+    failures = _failures(_tampered(packaged, tmp_path, change))
+    assert failures == [package.PROOF_BROKEN]
+
+
+def test_a_damaged_time_stamp_is_time_stamp_invalid(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        (anchor,) = (root / "anchors").iterdir()
+        _edit_json(anchor, lambda a: a.update(reply="MAMCAQA="))
+
+    failures = set(_failures(_tampered(packaged, tmp_path, change)))
+    assert package.TIMESTAMP_INVALID in failures
+    assert failures <= {package.TIMESTAMP_INVALID} | {
+        f"{package.TIMESTAMP_INVALID} (custody entry {n})" for n in range(3)
+    }
+
+
+def test_an_anchor_signed_by_another_instance_key_is_named(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        (anchor,) = (root / "anchors").iterdir()
+        stranger = crypto.new_signing_key()
+
+        def resign(fields: dict[str, object]) -> None:
+            statement = canonical(fields["statement"])
+            signature = crypto.sign(stranger, b"buzon-sign-anchor-v1:", statement)
+            fields["signature"] = base64.b64encode(signature).decode()
+
+        _edit_json(anchor, resign)
+
+    assert package.ANCHOR_NOT_SIGNED in _failures(_tampered(packaged, tmp_path, change))
+
+
+def _edit_entries(root: Path, change: Callable[[list[dict[str, object]]], None]) -> None:
+    path = root / "items" / _file_item(root) / "custody.json"
+    fields = json.loads(path.read_bytes())
+    change(fields["entries"])
+    path.write_bytes(canonical(fields))
+
+
+def test_an_edited_custody_entry_is_named_at_its_index(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        _edit_entries(root, lambda entries: entries[2]["entry"].update(action="previewed"))  # type: ignore[attr-defined]
+
+    failures = _failures(_tampered(packaged, tmp_path, change))
+    assert "custody entry 2 altered" in failures
+
+
+def test_a_removed_or_reordered_custody_entry_is_named(packaged: Path, tmp_path: Path) -> None:
+    def drop_second(entries: list[dict[str, object]]) -> None:
+        del entries[1]
+
+    removed = _failures(_tampered(packaged, tmp_path, lambda root: _edit_entries(root, drop_second)))
+    assert "custody entry 1 missing or reordered" in removed
+    shutil.rmtree(tmp_path / "tampered")
+    swapped = _failures(_tampered(packaged, tmp_path, lambda root: _edit_entries(root, lambda e: e.reverse())))
+    assert "custody entry 0 missing or reordered" in swapped
+
+
+def test_a_statement_for_another_key_makes_its_entries_unsigned(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        _edit_json(root / "package.json", lambda p: p.update(editor_keys=[]))
+
+    failures = _failures(_tampered(packaged, tmp_path, change))
+    # The message's "opened", and the file's "opened" and "downloaded": ana's key is vouched for no more.
+    assert sorted(failures) == ["custody entry 1 unsigned", "custody entry 1 unsigned", "custody entry 2 unsigned"]
+
+
+def test_a_package_claiming_another_instance_is_refused_whole(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        other = base64.b64encode(crypto.new_signing_key().public).decode()
+
+        def swap(fields: dict[str, object]) -> None:
+            fields["instance"] = {**fields["instance"], "public_key": other}  # type: ignore[dict-item]
+
+        _edit_json(root / "package.json", swap)
+
+    with pytest.raises(package.BadPackage):
+        _tampered(packaged, tmp_path, change)
+
+
+def _buzon(instance: Instance, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**server_env(instance.settings, tmp_path), "BUZON_RECOVERY_SECRET": instance.recovery_secret}
+    return subprocess.run([sys.executable, "-m", "app", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_commands_package_and_verify_and_name_a_failure(
+    packaged: Path, tmp_path: Path, db: Session, instance: Instance
+) -> None:
+    ca = tmp_path / "tsa" / "ca.crt"
+    designation = db.scalars(select(Source.designation)).one()
+    out = tmp_path / "from-the-command"
+    made = _buzon(instance, tmp_path, "evidence", "package", designation, str(out))
+    assert made.returncode == 0, made.stderr
+    assert "Wrote 2 item(s)" in made.stdout
+    checked = _buzon(instance, tmp_path, "evidence", "verify", str(out), "--tsa-ca", str(ca))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count(": verified, time-stamped ") == 2
+    _flip(out / "items" / _file_item(out) / "content")
+    broken = _buzon(instance, tmp_path, "evidence", "verify", str(out), "--tsa-ca", str(ca))
+    assert broken.returncode == 1
+    assert "failure: content altered" in broken.stdout
