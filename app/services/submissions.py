@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Iterator
@@ -132,6 +133,11 @@ class OpenedItem:
     kind: str
     metadata: crypto.EnvelopeMetadata
     text: str | None
+    # The intake receipt (docs/evidence.md), None for items from before receipts, and where its
+    # commitment is: "waiting" for its day's anchor, or "anchored" (in the anchor of the
+    # submission's day, the day its leaf was recorded with).
+    receipt: Receipt | None = None
+    stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ def open_source_submissions(
                 items.append(_open_item(item, store, newsroom_keys))
             except (crypto.DecryptionError, FileNotFoundError):
                 unreadable.append(UnreadableItem(id=item.id, kind=item.kind))
+        items = _with_stamps(session, items)
         items.sort(key=lambda i: (i.kind != "message", i.metadata.received))
         unreadable.sort(key=lambda i: (i.kind != "message", i.id))
         opened.append(OpenedSubmission(created_on=submission.created_on, items=items, unreadable=unreadable))
@@ -201,7 +208,32 @@ def _open_item(item: Item, store: BlobStore, newsroom_keys: crypto.NewsroomKeys)
     text = None
     if item.kind == "message" and metadata.size <= MAX_INLINE_MESSAGE_BYTES:
         text = read_body(store, item.blob_name, data_key, metadata.size).decode("utf-8", errors="replace")
-    return OpenedItem(id=item.id, kind=item.kind, metadata=metadata, text=text)
+    receipt = None
+    if item.sealed_receipt is not None:
+        receipt = receipts.open_receipt(data_key, item.sealed_receipt)
+        if not receipts.check_against_envelope(receipt, metadata, item.sealed_metadata):
+            raise crypto.DecryptionError()
+    return OpenedItem(id=item.id, kind=item.kind, metadata=metadata, text=text, receipt=receipt)
+
+
+def _with_stamps(session: Session, items: list[OpenedItem]) -> list[OpenedItem]:
+    """Mark each receipt waiting or anchored: a commitment leaves the pending table only when anchored."""
+    commitments = {i.id: i.receipt.commitment() for i in items if i.receipt is not None}
+    waiting = (
+        set(
+            session.scalars(
+                select(EvidenceLeaf.commitment).where(EvidenceLeaf.commitment.in_(list(commitments.values())))
+            )
+        )
+        if commitments
+        else set()
+    )
+    return [
+        dataclasses.replace(i, stamp="waiting" if commitments[i.id] in waiting else "anchored")
+        if i.id in commitments
+        else i
+        for i in items
+    ]
 
 
 def open_receipt(item: Item, newsroom_keys: crypto.NewsroomKeys) -> Receipt | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,3 +211,23 @@ def test_the_first_login_after_anchoring_signs_the_anchor(
     (row,) = db.scalars(select(AnchorRow))
     db.refresh(row)
     assert row.signed
+
+
+def test_the_source_page_shows_each_items_time_stamp_by_day(
+    db: Session,
+    make_source: SourceFactory,
+    make_editor: EditorFactory,
+    editor_client: TestClient,
+    authority: Authority,
+) -> None:
+    made = make_source("a tip", files=[("photo.jpg", b"\xff\xd8\xff not really a photo")])
+    log_in(editor_client, make_editor("ana").account)
+    before = editor_client.get(f"/sources/{made.id}").text
+    assert before.count("Time stamp: waiting for the daily time stamp") == 2
+    db.execute(update(EvidenceLeaf).values(day=YESTERDAY))
+    db.commit()
+    anchor_past_days(db, authority=_client(authority), today=TODAY)
+    after = editor_client.get(f"/sources/{made.id}").text
+    assert after.count("Time stamp: in the anchor of ") == 2
+    assert "waiting for the daily time stamp" not in after
+    assert re.search(r"in the anchor of \d{4}-\d{2}-\d{2}<", after)  # a day, never a time
