@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 from sqlalchemy import select
@@ -33,11 +35,13 @@ def _recovery_secret() -> str | None:
 @evidence_cli.command("package")
 def package_command(
     designation: Annotated[str, typer.Argument(help="The source, as the portal names it.")],
-    out: Annotated[Path, typer.Argument(help="A new directory for the package.")],
+    out: Annotated[str, typer.Argument(metavar="OUT.tar", help="A new file, or - for standard output.")],
 ) -> None:
-    """Write a source's evidence package into the new directory OUT, with the recovery secret.
+    """Write a source's evidence package, a tar archive, with the recovery secret.
 
-    The package holds plaintext: write it only to encrypted media, on a machine you trust.
+    It holds plaintext. Send it where it should go without leaving it on the
+    server: `buzon evidence package NAME - | ssh laptop 'cat > pkg.tar'`, or write
+    it to encrypted media.
     """
     from app.services import evidence_package, keys
 
@@ -45,8 +49,10 @@ def package_command(
     secret = _recovery_secret()
     if secret is None:
         raise fail("Packaging needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
-    if out.exists():
-        raise fail(f"{out} already exists: choose a new directory.")
+    if out == "-" and sys.stdout.isatty():
+        raise fail("Standard output is a terminal: redirect it to a file or a pipe.")
+    if out != "-" and Path(out).exists():
+        raise fail(f"{out} already exists: choose a new file.")
     with make_session_factory(make_engine(settings.resolved_database_url))() as session:
         source = session.scalars(select(Source).where(Source.designation == designation)).first()
         if source is None:
@@ -56,20 +62,27 @@ def package_command(
         except crypto.DecryptionError:
             raise fail("That recovery secret does not open the newsroom keys.") from None
         ca = settings.tsa_ca_file.read_bytes() if settings.tsa_ca_file is not None else None
-        count = evidence_package.write_package(
-            session=session,
-            store=BlobStore(settings.store_dir, settings.store_pool),
-            source_id=source.id,
-            newsroom_keys=newsroom_keys,
-            out=out,
-            tsa_ca=ca,
-        )
-    typer.echo(f"Wrote {count} item(s) to {out}. Check it with `buzon evidence verify {out}`.")
+        store = BlobStore(settings.store_dir, settings.store_pool)
+        with _output(out) as stream:
+            count = evidence_package.write_package(
+                session=session, store=store, source_id=source.id, newsroom_keys=newsroom_keys, out=stream, tsa_ca=ca
+            )
+    typer.echo(f"Wrote {count} item(s). Check it with `buzon evidence verify PACKAGE.tar`.", err=True)
+
+
+@contextlib.contextmanager
+def _output(out: str) -> Iterator[BinaryIO]:
+    if out == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with open(out, "xb") as f:
+        yield f
 
 
 @evidence_cli.command("verify")
 def verify_command(
-    package_dir: Annotated[Path, typer.Argument(metavar="PACKAGE", help="An opened evidence package.")],
+    package_dir: Annotated[Path, typer.Argument(metavar="PACKAGE", help="A package's tar archive, or its files.")],
     tsa_ca: Annotated[Path | None, typer.Option(help="The time-stamping authority's CA certificates (PEM).")] = None,
 ) -> None:
     """Check an opened evidence package offline: no server, no database, no secret. Exits 1 on any failure."""

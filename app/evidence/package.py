@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import hashlib
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from cryptography import x509
 
@@ -87,18 +89,96 @@ def key_statement(*, instance: str, editor: str, key: bytes, until: str = "") ->
 # --- reading -----------------------------------------------------------------------------
 
 
-def _read(root: Path, name: str) -> bytes:
-    path = root / name
-    if not path.is_file() or path.is_symlink():
-        raise BadPackage(f"{name} is missing")
-    if path.stat().st_size > MAX_DOCUMENT_BYTES:
-        raise BadPackage(f"{name} is too large")
-    return path.read_bytes()
+class Members(Protocol):
+    """An opened package's files by name: a directory, or the tar archive itself."""
+
+    def read(self, name: str) -> bytes: ...
+
+    def digest(self, name: str) -> tuple[int, str]: ...
+
+    def has(self, name: str) -> bool: ...
 
 
-def _document(root: Path, name: str) -> dict[str, Any]:
+class _Directory:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _path(self, name: str) -> Path:
+        path = self._root / name
+        if not path.is_file() or path.is_symlink():
+            raise BadPackage(f"{name} is missing")
+        return path
+
+    def has(self, name: str) -> bool:
+        return (self._root / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        path = self._path(name)
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise BadPackage(f"{name} is too large")
+        return path.read_bytes()
+
+    def digest(self, name: str) -> tuple[int, str]:
+        with self._path(name).open("rb") as f:
+            return _digest(f)
+
+
+class _Archive:
+    """Regular members only, each name once; links, devices and the like are refused."""
+
+    def __init__(self, archive: tarfile.TarFile) -> None:
+        self._archive = archive
+        self._members: dict[str, tarfile.TarInfo] = {}
+        for member in archive.getmembers():
+            if member.isdir():
+                continue
+            if not member.isreg() or member.name in self._members:
+                raise BadPackage(f"{member.name} is not a plain file")
+            self._members[member.name] = member
+
+    def _open(self, name: str) -> IO[bytes]:
+        member = self._members.get(name)
+        extracted = self._archive.extractfile(member) if member is not None else None
+        if extracted is None:
+            raise BadPackage(f"{name} is missing")
+        return extracted
+
+    def has(self, name: str) -> bool:
+        return name in self._members
+
+    def read(self, name: str) -> bytes:
+        if name in self._members and self._members[name].size > MAX_DOCUMENT_BYTES:
+            raise BadPackage(f"{name} is too large")
+        return self._open(name).read()
+
+    def digest(self, name: str) -> tuple[int, str]:
+        return _digest(self._open(name))
+
+
+def _digest(stream: IO[bytes]) -> tuple[int, str]:
+    hasher, size = hashlib.sha256(), 0
+    while chunk := stream.read(1 << 20):
+        hasher.update(chunk)
+        size += len(chunk)
+    return size, hasher.hexdigest()
+
+
+@contextlib.contextmanager
+def open_package(path: Path) -> Iterator[Members]:
+    """A package written out as a directory, or the tar archive `buzon evidence package` writes."""
+    if path.is_dir():
+        yield _Directory(path)
+        return
     try:
-        return parse_canonical(_read(root, name))
+        with tarfile.open(path, mode="r:") as archive:  # uncompressed only, as written
+            yield _Archive(archive)
+    except (tarfile.TarError, OSError) as e:
+        raise BadPackage("not a readable package archive") from e
+
+
+def _document(members: Members, name: str) -> dict[str, Any]:
+    try:
+        return parse_canonical(members.read(name))
     except NotCanonical as e:
         raise BadPackage(f"{name} is not canonical JSON") from e
 
@@ -137,8 +217,13 @@ class _Anchor:
     head: Head
 
 
-def verify_package(root: Path, tsa_roots: list[x509.Certificate] | None = None) -> list[ItemVerdict]:
-    """One verdict per item of the opened package at ``root``."""
+def verify_package(path: Path, tsa_roots: list[x509.Certificate] | None = None) -> list[ItemVerdict]:
+    """One verdict per item of the package at ``path``, a directory or its tar archive."""
+    with open_package(path) as members:
+        return _verify(members, tsa_roots)
+
+
+def _verify(root: Members, tsa_roots: list[x509.Certificate] | None) -> list[ItemVerdict]:
     package = _document(root, PACKAGE_FILE)
     if package.get("package") != PACKAGE_FORMAT:
         raise BadPackage("not an evidence package of version 1")
@@ -147,15 +232,15 @@ def verify_package(root: Path, tsa_roots: list[x509.Certificate] | None = None) 
     if package["instance"]["fingerprint"] != instance:
         raise BadPackage("the instance key does not match its fingerprint")
     roots = tsa_roots
-    if roots is None and (root / "tsa" / "ca.pem").is_file():
-        roots = timestamps.load_roots(_read(root, "tsa/ca.pem"))
+    if roots is None and root.has("tsa/ca.pem"):
+        roots = timestamps.load_roots(root.read("tsa/ca.pem"))
     anchors = {name: _load_anchor(root, name) for name in package["anchors"]}
     keys = _editor_keys(package["editor_keys"], instance, instance_public)
     check_anchor = _anchor_checker(anchors, instance, instance_public, roots or [])
     return [_verify_item(root, item, check_anchor, keys) for item in package["items"]]
 
 
-def _load_anchor(root: Path, name: str) -> _Anchor:
+def _load_anchor(root: Members, name: str) -> _Anchor:
     if not isinstance(name, str) or not name.replace("-", "").isalnum():
         raise BadPackage("a bad anchor name")
     fields = _document(root, f"anchors/{name}.json")
@@ -213,17 +298,17 @@ def _anchor_checker(
 
 
 def _verify_item(
-    root: Path, item: dict[str, Any], check_anchor: AnchorCheck, keys: dict[str, tuple[str, str]]
+    root: Members, item: dict[str, Any], check_anchor: AnchorCheck, keys: dict[str, tuple[str, str]]
 ) -> ItemVerdict:
     n = item["n"]
     verdict = ItemVerdict(n=n, name=str(item.get("name", "")))
-    content = _read(root, f"items/{n}/content")
+    content = root.digest(f"items/{n}/content")
     try:
-        receipt = parse_receipt(_read(root, f"items/{n}/receipt.json"))
+        receipt = parse_receipt(root.read(f"items/{n}/receipt.json"))
     except BadReceipt:
         verdict.failures.append(RECEIPT_ALTERED)
         return verdict
-    if (len(content), hashlib.sha256(content).hexdigest()) != (receipt.stored_size, receipt.stored_sha256):
+    if content != (receipt.stored_size, receipt.stored_sha256):
         verdict.failures.append(CONTENT_ALTERED)
     try:
         commitment = bytes.fromhex(item["commitment"])
@@ -242,7 +327,7 @@ def _verify_item(
 
 
 def _custody_failures(
-    root: Path,
+    root: Members,
     n: int,
     commitment: bytes,
     receipt: Receipt,

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,12 +60,22 @@ def packaged(
         running.close()
     newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
     sign_anchors(db, newsroom_keys=newsroom_keys)
-    out = tmp_path / "package"
+    archive = tmp_path / "package.tar"
     ca = running.authority.ca_file.read_bytes()
-    assert (
-        write_package(session=db, store=store, source_id=made.id, newsroom_keys=newsroom_keys, out=out, tsa_ca=ca) == 2
-    )
-    return out
+    with archive.open("xb") as out:
+        count = write_package(
+            session=db, store=store, source_id=made.id, newsroom_keys=newsroom_keys, out=out, tsa_ca=ca
+        )
+    assert count == 2
+    assert package.verify_package(archive)[0].verified  # the archive itself verifies, as its files do below
+    return _extracted(archive, tmp_path / "package")
+
+
+def _extracted(archive: Path, into: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        assert all(m.mtime == 0 and m.mode == 0o600 and m.uname == "" for m in tar.getmembers())
+        tar.extractall(into, filter="data")
+    return into
 
 
 def _tampered(packaged: Path, tmp_path: Path, change: Callable[[Path], None]) -> list[package.ItemVerdict]:
@@ -219,14 +230,17 @@ def test_the_commands_package_and_verify_and_name_a_failure(
 ) -> None:
     ca = tmp_path / "tsa" / "ca.crt"
     designation = db.scalars(select(Source.designation)).one()
-    out = tmp_path / "from-the-command"
-    made = _buzon(instance, tmp_path, "evidence", "package", designation, str(out))
+    archive = tmp_path / "from-the-command.tar"
+    made = _buzon(instance, tmp_path, "evidence", "package", designation, str(archive))
     assert made.returncode == 0, made.stderr
-    assert "Wrote 2 item(s)" in made.stdout
-    checked = _buzon(instance, tmp_path, "evidence", "verify", str(out), "--tsa-ca", str(ca))
+    assert "Wrote 2 item(s)" in made.stderr
+    checked = _buzon(instance, tmp_path, "evidence", "verify", str(archive), "--tsa-ca", str(ca))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count(": verified, time-stamped ") == 2
-    _flip(out / "items" / _file_item(out) / "content")
-    broken = _buzon(instance, tmp_path, "evidence", "verify", str(out), "--tsa-ca", str(ca))
+    opened = _extracted(archive, tmp_path / "opened")
+    _flip(opened / "items" / _file_item(opened) / "content")
+    broken = _buzon(instance, tmp_path, "evidence", "verify", str(opened), "--tsa-ca", str(ca))
     assert broken.returncode == 1
     assert "failure: content altered" in broken.stdout
+    again = _buzon(instance, tmp_path, "evidence", "package", designation, str(archive))
+    assert again.returncode != 0  # never over an existing file
