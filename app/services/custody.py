@@ -45,7 +45,7 @@ def append(
     The head row is written first, which takes the write lock on SQLite and the
     row lock on PostgreSQL, so two appends can never extend the same entry.
     """
-    head = _locked_head(session)
+    head = lock_head(session)
     instance = session.get(Instance, 1)
     if instance is None or instance.signing_public_key is None:
         raise errors.NotInitialised()
@@ -68,7 +68,7 @@ def append(
     return entry
 
 
-def _locked_head(session: Session) -> CustodyHead:
+def lock_head(session: Session) -> CustodyHead:
     """The head row, written first so that this transaction holds it; made at the first entry.
 
     Not made by the migration: a restore copies rows into an empty schema, head included.

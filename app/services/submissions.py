@@ -75,6 +75,9 @@ class SourceGone(errors.NotFound):
 
 def record_follow_up(*, session: Session, items: list[SealedItem], source_id: str) -> None:
     """Store ``items`` as a new submission of a logged-in source."""
+    # The custody head first, as every writer takes it: an approved deletion holds it and then
+    # wants this source's row, so taking the row first could deadlock on PostgreSQL.
+    custody.lock_head(session)
     source = session.get(Source, source_id)
     if source is None:
         raise SourceGone()
