@@ -21,7 +21,7 @@ from typing import IO, Any, Protocol
 from cryptography import x509
 
 from app import crypto
-from app.evidence import merkle, timestamps
+from app.evidence import acta, merkle, timestamps
 from app.evidence.anchors import SIGN_ANCHOR, Head
 from app.evidence.canonical import NotCanonical, canonical, parse_canonical
 from app.evidence.custody import INSTANCE_ACTOR, RECEIVED, BadEntry, Entry, parse_entry
@@ -43,6 +43,8 @@ CUSTODY_ALTERED = "custody entry {n} altered"
 CUSTODY_UNSIGNED = "custody entry {n} unsigned"
 CUSTODY_REVOKED = "custody entry {n} signed after revocation"
 CUSTODY_MISSING = "custody entry {n} missing or reordered"
+DOCUMENT_ALTERED = "{name} altered"
+ACTA_MISMATCH = "{name} does not say what the receipts, anchors and custody entries say"
 
 
 class BadPackage(ValueError):
@@ -237,7 +239,30 @@ def _verify(root: Members, tsa_roots: list[x509.Certificate] | None) -> list[Ite
     anchors = {name: _load_anchor(root, name) for name in package["anchors"]}
     keys = _editor_keys(package["editor_keys"], instance, instance_public)
     check_anchor = _anchor_checker(anchors, instance, instance_public, roots or [])
-    return [_verify_item(root, item, check_anchor, keys) for item in package["items"]]
+    checked = [_verify_item(root, item, check_anchor, keys, anchors) for item in package["items"]]
+    verdicts = [verdict for verdict, _ in checked]
+    documents = package.get("documents", {})
+    if documents:
+        acta_items = [item for _, item in checked if item is not None]
+        made = dt.date.fromisoformat(str(package["made"]))
+        verdicts.append(_verify_documents(root, documents, instance, made, acta_items))
+    return verdicts
+
+
+def _verify_documents(
+    root: Members, documents: dict[str, Any], instance: str, made: dt.date, items: list[acta.ActaItem]
+) -> ItemVerdict:
+    """The actas, the guides and the anchors' own files: each as package.json lists it, and each
+    acta exactly what this version writes from the checked receipts, anchors and custody."""
+    verdict = ItemVerdict(n=-1, name="record of receipt, guides and time-stamp files")
+    for name, expected in sorted(documents.items()):
+        if not root.has(name) or root.digest(name)[1] != expected:
+            verdict.failures.append(DOCUMENT_ALTERED.format(name=name))
+    for language in acta.LANGUAGES:
+        name = f"acta-{language}.pdf"
+        if root.has(name) and root.read(name) != acta.acta_pdf(language, instance=instance, made=made, items=items):
+            verdict.failures.append(ACTA_MISMATCH.format(name=name))
+    return verdict
 
 
 def _load_anchor(root: Members, name: str) -> _Anchor:
@@ -298,8 +323,12 @@ def _anchor_checker(
 
 
 def _verify_item(
-    root: Members, item: dict[str, Any], check_anchor: AnchorCheck, keys: dict[str, tuple[str, str]]
-) -> ItemVerdict:
+    root: Members,
+    item: dict[str, Any],
+    check_anchor: AnchorCheck,
+    keys: dict[str, tuple[str, str]],
+    anchors: dict[str, _Anchor],
+) -> tuple[ItemVerdict, acta.ActaItem | None]:
     n = item["n"]
     verdict = ItemVerdict(n=n, name=str(item.get("name", "")))
     content = root.digest(f"items/{n}/content")
@@ -307,7 +336,7 @@ def _verify_item(
         receipt = parse_receipt(root.read(f"items/{n}/receipt.json"))
     except BadReceipt:
         verdict.failures.append(RECEIPT_ALTERED)
-        return verdict
+        return verdict, None
     if content != (receipt.stored_size, receipt.stored_sha256):
         verdict.failures.append(CONTENT_ALTERED)
     try:
@@ -322,8 +351,16 @@ def _verify_item(
     verdict.failures += failures
     if not proof.anchor:
         verdict.notes.append("the receipt is not yet anchored: its day's time stamp has not been made")
-    verdict.failures += _custody_failures(root, n, commitment, receipt, check_anchor, keys, verdict)
-    return verdict
+    custody_failures, entries = _custody_failures(root, n, commitment, receipt, check_anchor, keys, verdict)
+    verdict.failures += custody_failures
+    anchor = anchors.get(proof.anchor)
+    if anchor is None:
+        return verdict, acta.item_for(n, receipt, "", None, entries)
+    try:
+        stamped = timestamps.stamp_time(anchor.reply)
+    except timestamps.BadTimestamp:
+        stamped = None
+    return verdict, acta.item_for(n, receipt, str(anchor.fields.get("day", "")), stamped, entries)
 
 
 def _custody_failures(
@@ -334,8 +371,9 @@ def _custody_failures(
     check_anchor: AnchorCheck,
     keys: dict[str, tuple[str, str]],
     verdict: ItemVerdict,
-) -> list[str]:
+) -> tuple[list[str], list[Entry]]:
     failures: list[str] = []
+    entries: list[Entry] = []
     listed = _document(root, f"items/{n}/custody.json")["entries"]
     previous = ""
     for index, listing in enumerate(listed):
@@ -354,9 +392,10 @@ def _custody_failures(
         if not listing["proof"]["anchor"]:
             verdict.notes.append(f"custody entry {index} is not yet anchored")
         previous = entry.link()
+        entries.append(entry)
     if not listed:
         failures.append(CUSTODY_MISSING.format(n=0))
-    return failures
+    return failures, entries
 
 
 def _signature_failures(entry: Entry, index: int, keys: dict[str, tuple[str, str]]) -> Iterator[str]:

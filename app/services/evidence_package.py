@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import tarfile
 from collections.abc import Iterator
@@ -22,11 +23,13 @@ from sqlalchemy.orm import Session
 from app import crypto, errors
 from app.clock import utc_today
 from app.db.models import AnchorRow, Instance, Item, SigningKeyRecord, Submission
-from app.evidence import package
+from app.evidence import acta, package, timestamps
 from app.evidence.anchors import Anchor
 from app.evidence.canonical import canonical, parse_canonical
+from app.evidence.custody import Entry
 from app.evidence.identity import fingerprint
 from app.evidence.package import Proof
+from app.evidence.receipts import Receipt
 from app.services import anchors, custody, keys, submissions
 from app.storage import BlobStore
 
@@ -78,6 +81,7 @@ def write_package(
         )
     )
     listed: list[dict[str, object]] = []
+    acta_items: list[acta.ActaItem] = []
     used: set[str] = set()
     with _package_tar(out) as tar:
         for item in items:
@@ -100,19 +104,32 @@ def write_package(
             ]
             used |= {proof.anchor} | {p.anchor for p in proofs}
             tar.add(f"items/{n}/custody.json", canonical({"entries": listings}))
+            acta_items.append(_acta_item(n, receipt, proof, entries, all_anchors))
             listed.append({"n": n, "name": metadata.name or "message.txt", "type": metadata.type,
                            "commitment": commitment.hex(), "proof": proof.document()})  # fmt: skip
         if not listed:
             raise NothingToPackage()
         names = sorted(name for name in used if name)
+        documents: dict[str, bytes] = {}
         for name in names:
-            tar.add(f"anchors/{name}.json", _anchor_document(all_anchors.by_name[name]))
+            anchor = all_anchors.by_name[name]
+            tar.add(f"anchors/{name}.json", _anchor_document(anchor))
+            # The statement and the reply as files of their own, for `openssl ts -verify -data … -in …`.
+            documents[f"anchors/{name}.statement"] = anchor.statement
+            documents[f"anchors/{name}.tsr"] = anchor.reply
+        made = utc_today()
+        for language in acta.LANGUAGES:
+            documents[f"acta-{language}.pdf"] = acta.acta_pdf(language, instance=instance, made=made, items=acta_items)
+            documents[f"VERIFY-{language}.txt"] = acta.guide(language)
+        for name, data in documents.items():
+            tar.add(name, data)
         if tsa_ca:
             tar.add("tsa/ca.pem", tsa_ca)
         document = {
             "package": package.PACKAGE_FORMAT,
             "instance": {"fingerprint": instance, "public_key": _b64(instance_key.public)},
-            "made": utc_today().isoformat(),
+            "made": made.isoformat(),
+            "documents": {name: hashlib.sha256(data).hexdigest() for name, data in documents.items()},
             "items": listed,
             "anchors": names,
             "editor_keys": _key_statements(session, instance, instance_key),
@@ -165,6 +182,13 @@ class _ChunkReader(io.RawIOBase):
         buffer[: len(taken)] = taken
         self._pending = self._pending[len(taken) :]
         return len(taken)
+
+
+def _acta_item(n: int, receipt: Receipt, proof: Proof, entries: list[Entry], all_anchors: _Anchors) -> acta.ActaItem:
+    anchor = all_anchors.by_name.get(proof.anchor)
+    if anchor is None:
+        return acta.item_for(n, receipt, "", None, entries)
+    return acta.item_for(n, receipt, anchor.day.isoformat(), timestamps.stamp_time(anchor.reply), entries)
 
 
 def _anchor_document(anchor: Anchor) -> bytes:

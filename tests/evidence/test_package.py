@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -31,6 +32,7 @@ from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, lo
 from tests.support.tsa import RunningAuthority
 
 FILE = b"%PDF-1.4 the contract, as the source sent it"
+EDITOR = "editor-zq7x"
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def packaged(
 ) -> Path:
     """A tip that arrived, was viewed and downloaded, anchored yesterday by a real authority, and packaged."""
     made = make_source("the message", files=[("contract.pdf", FILE)])
-    log_in(editor_client, make_editor("ana").account)
+    log_in(editor_client, make_editor(EDITOR).account)
     page = editor_client.get(f"/sources/{made.id}").text
     (download,) = re.findall(r'href="(/items/[0-9a-f]{32}/download)"', page)
     assert editor_client.get(download).content == FILE
@@ -91,13 +93,18 @@ def _file_item(root: Path) -> str:
 
 
 def _failures(verdicts: list[package.ItemVerdict]) -> list[str]:
-    return [f for v in verdicts for f in v.failures]
+    """The items' failures; the documents' verdict (n = -1) is checked on its own."""
+    return [f for v in verdicts if v.n >= 0 for f in v.failures]
+
+
+def _document_failures(verdicts: list[package.ItemVerdict]) -> list[str]:
+    return [f for v in verdicts if v.n < 0 for f in v.failures]
 
 
 def test_a_package_verifies_offline_with_every_check_passing(packaged: Path) -> None:
     verdicts = package.verify_package(packaged)
-    assert [v.failures for v in verdicts] == [[], []]
-    assert all(v.verified and v.stamped_at is not None for v in verdicts)
+    assert [v.failures for v in verdicts] == [[], [], []]  # two items, and the documents
+    assert all(v.verified and v.stamped_at is not None for v in verdicts if v.n >= 0)
     assert all(v.notes == [] for v in verdicts)  # every receipt and entry is anchored
     n = _file_item(packaged)
     assert (packaged / "items" / n / "content").read_bytes() == FILE
@@ -147,7 +154,7 @@ def test_a_flipped_proof_is_proof_broken(packaged: Path, tmp_path: Path) -> None
 
 def test_a_damaged_time_stamp_is_time_stamp_invalid(packaged: Path, tmp_path: Path) -> None:
     def change(root: Path) -> None:
-        (anchor,) = (root / "anchors").iterdir()
+        (anchor,) = (root / "anchors").glob("*.json")
         _edit_json(anchor, lambda a: a.update(reply="MAMCAQA="))
 
     failures = set(_failures(_tampered(packaged, tmp_path, change)))
@@ -159,7 +166,7 @@ def test_a_damaged_time_stamp_is_time_stamp_invalid(packaged: Path, tmp_path: Pa
 
 def test_an_anchor_signed_by_another_instance_key_is_named(packaged: Path, tmp_path: Path) -> None:
     def change(root: Path) -> None:
-        (anchor,) = (root / "anchors").iterdir()
+        (anchor,) = (root / "anchors").glob("*.json")
         stranger = crypto.new_signing_key()
 
         def resign(fields: dict[str, object]) -> None:
@@ -244,3 +251,69 @@ def test_the_commands_package_and_verify_and_name_a_failure(
     assert "failure: content altered" in broken.stdout
     again = _buzon(instance, tmp_path, "evidence", "package", designation, str(archive))
     assert again.returncode != 0  # never over an existing file
+
+
+def test_the_actas_list_every_hash_and_match_what_the_receipts_say(packaged: Path) -> None:
+    receipts = [json.loads((packaged / "items" / n / "receipt.json").read_bytes()) for n in ("0", "1")]
+    for language in ("es", "pt_BR", "en"):
+        pdf = (packaged / f"acta-{language}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF")
+        for receipt in receipts:
+            assert receipt["stored_sha256"].encode() in pdf
+            assert receipt["sent_sha256"].encode() in pdf
+        assert b"contract.pdf" not in pdf  # no file name, no message: what a source wrote stays out
+        assert EDITOR.encode() not in pdf  # nor who handled it
+        assert (packaged / f"VERIFY-{language}.txt").read_text(encoding="utf-8").count("buzon evidence verify") == 1
+    assert b"Acta de recepci" in (packaged / "acta-es.pdf").read_bytes()
+
+
+def test_a_changed_hash_in_an_acta_is_named_even_with_its_listed_hash_updated(packaged: Path, tmp_path: Path) -> None:
+    def change(root: Path) -> None:
+        receipt = json.loads((root / "items" / "0" / "receipt.json").read_bytes())
+        pdf_path = root / "acta-es.pdf"
+        stored = receipt["stored_sha256"]
+        forged = pdf_path.read_bytes().replace(
+            stored.encode(), ("0" if stored[0] != "0" else "1").encode() + stored[1:].encode()
+        )
+        pdf_path.write_bytes(forged)
+
+        def relist(fields: dict[str, object]) -> None:
+            documents = fields["documents"]
+            assert isinstance(documents, dict)
+            fields["documents"] = {**documents, "acta-es.pdf": hashlib.sha256(forged).hexdigest()}
+
+        _edit_json(root / "package.json", relist)
+
+    verdicts = _tampered(packaged, tmp_path, change)
+    assert _failures(verdicts) == []
+    assert _document_failures(verdicts) == [
+        "acta-es.pdf does not say what the receipts, anchors and custody entries say"
+    ]
+
+
+def test_a_flipped_byte_of_a_listed_document_is_named(packaged: Path, tmp_path: Path) -> None:
+    verdicts = _tampered(packaged, tmp_path, lambda root: _flip(root / "VERIFY-pt_BR.txt", 3))
+    assert _document_failures(verdicts) == ["VERIFY-pt_BR.txt altered"]
+
+
+def test_an_anchor_checks_with_openssl_alone(packaged: Path, tmp_path: Path) -> None:
+    (statement,) = (packaged / "anchors").glob("*.statement")
+    reply = statement.with_suffix(".tsr")
+    checked = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-data",
+            str(statement),
+            "-in",
+            str(reply),
+            "-CAfile",
+            str(tmp_path / "tsa" / "ca.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "Verification: OK" in checked.stdout
