@@ -18,10 +18,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
+from app.storage import BlobStore
 from app.web.i18n import LOCALE_NAMES
 from app.web.security import SECURITY_HEADERS
-from tests.support import PROJECT_ROOT, SettingsFactory, server_env, spawn_server, stop_server, translated
+from tests.support import (
+    PROJECT_ROOT,
+    Instance,
+    SettingsFactory,
+    server_env,
+    spawn_server,
+    stop_server,
+    translated,
+)
+from tests.support.evidence import build_package
+from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
 
 SOURCE_PAGES = ("/", "/tor", "/submit", "/login")
 PIP_TIMEOUT = 600
@@ -103,3 +115,29 @@ def test_every_source_page_answers_in_every_language_from_the_wheel(installed_se
             assert missing.status_code == 404
             assert translated(locale, "Page not found") in missing.text
             assert client.get("/static/style.css").status_code == 200
+
+
+def test_a_package_verifies_on_a_clean_machine_with_only_the_wheel(
+    installed: Path,
+    tmp_path: Path,
+    db: Session,
+    store: BlobStore,
+    instance: Instance,
+    make_source: SourceFactory,
+    make_editor: EditorFactory,
+    editor_client: TestClient,
+) -> None:
+    # What a prosecutor's examiner does: a fresh venv, the wheel, the package and the authority's CA.
+    archive, ca = build_package(
+        tmp_path, db=db, store=store, instance=instance, make_source=make_source, make_editor=make_editor,
+        editor_client=editor_client,
+    )  # fmt: skip
+    elsewhere = tmp_path / "examiner"
+    elsewhere.mkdir()
+    shutil.copy(archive, elsewhere / "package.tar")
+    shutil.copy(ca, elsewhere / "authority.pem")
+    buzon = installed.parent / "buzon"
+    env = {k: v for k, v in _pip_env().items() if not k.startswith("BUZON_")}
+    out = _run([buzon, "evidence", "verify", "package.tar", "--tsa-ca", "authority.pem"], cwd=elsewhere, env=env)
+    assert out.count(": verified, time-stamped ") == 2
+    assert "NOT VERIFIED" not in out

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -15,24 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.clock import utc_today
-from app.db.models import EvidenceLeaf, Source
-from app.evidence import package, timestamps
+from app.db.models import Source
+from app.evidence import package
 from app.evidence.canonical import canonical
-from app.services import keys
-from app.services.anchors import TimestampAuthority, anchor_past_days, sign_anchors
-from app.services.evidence_package import write_package
 from app.storage import BlobStore
 from tests.support import Instance, server_env
-from tests.support.inprocess import EditorFactory, SourceFactory, TestClient, log_in
-from tests.support.tsa import RunningAuthority
-
-FILE = b"%PDF-1.4 the contract, as the source sent it"
-EDITOR = "editor-zq7x"
+from tests.support.evidence import EDITOR, FILE, build_package
+from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
 
 
 @pytest.fixture
@@ -46,29 +37,10 @@ def packaged(
     editor_client: TestClient,
 ) -> Path:
     """A tip that arrived, was viewed and downloaded, anchored yesterday by a real authority, and packaged."""
-    made = make_source("the message", files=[("contract.pdf", FILE)])
-    log_in(editor_client, make_editor(EDITOR).account)
-    page = editor_client.get(f"/sources/{made.id}").text
-    (download,) = re.findall(r'href="(/items/[0-9a-f]{32}/download)"', page)
-    assert editor_client.get(download).content == FILE
-    db.execute(update(EvidenceLeaf).values(day=utc_today() - dt.timedelta(days=1)))
-    db.commit()
-    running = RunningAuthority(tmp_path / "tsa")
-    try:
-        roots = timestamps.load_roots(running.authority.ca_file.read_bytes())
-        authority = TimestampAuthority(url=running.authority.url, roots=roots, proxy=None, timeout_seconds=30)
-        assert anchor_past_days(db, authority=authority, today=utc_today()).anchored
-    finally:
-        running.close()
-    newsroom_keys = keys.open_with_recovery(session=db, recovery_secret=instance.recovery_secret)
-    sign_anchors(db, newsroom_keys=newsroom_keys)
-    archive = tmp_path / "package.tar"
-    ca = running.authority.ca_file.read_bytes()
-    with archive.open("xb") as out:
-        count = write_package(
-            session=db, store=store, source_id=made.id, newsroom_keys=newsroom_keys, out=out, tsa_ca=ca
-        )
-    assert count == 2
+    archive, _ = build_package(
+        tmp_path, db=db, store=store, instance=instance, make_source=make_source, make_editor=make_editor,
+        editor_client=editor_client,
+    )  # fmt: skip
     assert package.verify_package(archive)[0].verified  # the archive itself verifies, as its files do below
     return _extracted(archive, tmp_path / "package")
 
