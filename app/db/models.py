@@ -204,6 +204,9 @@ class Item(Base):
     sealed_receipt: Mapped[bytes | None] = mapped_column(LargeBinary(809), default=None)
     # The link of the newest custody entry about this item, which the next one names.
     custody_link: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The receipt's commitment: salted, so it tells nothing of the content, and it lets the
+    # server write a retention tombstone without any key (docs/evidence.md).
+    commitment: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
 
     submission: Mapped[Submission] = relationship(back_populates="items")
 

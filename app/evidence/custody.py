@@ -21,6 +21,8 @@ COMMIT_CUSTODY = b"buzon-commit-custody-v1:"
 INSTANCE_ACTOR = "instance"
 RECEIVED = "received"
 DELETED = "deleted"
+# The one handling the server does on its own besides intake: retention's deletions.
+RETENTION = "retention"
 ACTIONS = frozenset(
     {
         RECEIVED,
@@ -153,7 +155,9 @@ def _check(e: Entry) -> None:
         and _DETAIL.fullmatch(e.detail)
         and _TIME.fullmatch(e.time)
         and _HEX32.fullmatch(e.salt)
-        and (e.actor == INSTANCE_ACTOR) == (e.action == RECEIVED) == (e.key == "")
+        and (e.actor == INSTANCE_ACTOR) == (e.key == "")
+        and (e.action != RECEIVED or e.actor == INSTANCE_ACTOR)
+        and (e.actor != INSTANCE_ACTOR or e.action == RECEIVED or (e.action, e.detail) == (DELETED, RETENTION))
         and (e.action != RECEIVED or e.item_prev == "")
         and (e.key == "" or _HEX64.fullmatch(e.key))
         and 0 < len(e.actor) <= 64

@@ -87,6 +87,24 @@ def record_received(session: Session, items: Iterable[tuple[Item, bytes]]) -> No
         item.custody_link = append(session, item=commitment, item_prev="", action=custody.RECEIVED).link()
 
 
+def record_retention(session: Session, source_ids: Iterable[str]) -> None:
+    """Unsigned tombstones for the items retention is about to delete; the caller commits.
+
+    Retention runs without any key, so it names each item by the commitment kept beside it;
+    the day's signed anchor covers these entries as it covers intake's.
+    """
+    query = select(Item).join(Submission).where(Submission.source_id.in_(list(source_ids)))
+    for item in session.scalars(query):
+        if item.commitment is not None:
+            append(
+                session,
+                item=item.commitment,
+                item_prev=item.custody_link or "",
+                action=custody.DELETED,
+                detail=custody.RETENTION,
+            )
+
+
 class Handling(Protocol):
     """Who is handling items, and with what: an editor's unlocked session."""
 

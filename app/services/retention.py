@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import utc_today
 from app.db.models import Source
-from app.services import deletion
+from app.services import custody, deletion
 from app.storage import BlobStore
 
 ACTOR = "(retention)"
@@ -64,5 +64,6 @@ def apply_retention(*, session: Session, store: BlobStore, retention_days: int, 
     due = select(Source.id).where(Source.last_submission_on <= cutoff, Source.status.not_in(KEPT_STATUSES))
     deleted = 0
     while batch := list(session.scalars(due.limit(_BATCH))):
+        custody.record_retention(session, batch)
         deleted += deletion.delete_sources(session=session, store=store, source_ids=batch, actor=ACTOR)
     return deleted

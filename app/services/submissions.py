@@ -116,6 +116,7 @@ def _add_submission(*, session: Session, source: Source, items: list[SealedItem]
             blob_name=sealed.blob_name,
             body_size=sealed.body_size,
             sealed_receipt=sealed.sealed_receipt,
+            commitment=sealed.commitment,
         )
         submission.items.append(item)
         received.append((item, sealed.commitment))

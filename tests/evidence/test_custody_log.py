@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 import subprocess
@@ -9,14 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import crypto
-from app.db.models import CustodyEntry, Item, Submission
+from app.clock import utc_today
+from app.db.models import CustodyEntry, Item, Source, Submission
 from app.evidence import custody as formats
 from app.evidence.custody import Entry
-from app.services import custody, keys
+from app.services import custody, keys, retention
+from app.storage import BlobStore
 from tests.support import Instance, csrf_token_in, server_env
 from tests.support.inprocess import EditorFactory, MadeSource, SourceFactory, TestClient, log_in
 
@@ -138,3 +141,25 @@ def test_buzon_custody_verify_says_sound_then_names_the_broken_entry(
     broken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1
     assert "broken at entry 5" in broken.stdout
+
+
+def test_retention_leaves_unsigned_tombstones_that_name_each_item(
+    db: Session, store: BlobStore, instance: Instance, make_source: SourceFactory
+) -> None:
+    # Retention runs with no key at all: it names the items by the commitments kept beside them.
+    made = make_source("forgotten", files=[("old.txt", b"old")])
+    commitments = {
+        i.commitment for i in db.scalars(select(Item).join(Submission).where(Submission.source_id == made.id))
+    }
+    db.execute(
+        update(Source).where(Source.id == made.id).values(last_submission_on=utc_today() - dt.timedelta(days=90))
+    )
+    db.commit()
+    assert retention.apply_retention(session=db, store=store, retention_days=30) == 1
+    entries = _chain(db, instance)
+    tombstones = [e for e in entries if e.action == "deleted"]
+    assert {bytes.fromhex(e.item) for e in tombstones} == commitments
+    assert {(e.actor, e.detail, e.sig) for e in tombstones} == {("instance", "retention", "")}
+    received = {e.item: e.link() for e in entries if e.action == "received"}
+    assert all(e.item_prev == received[e.item] for e in tombstones)
+    assert _verify(db, instance).sound

@@ -21,6 +21,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("sealed_signing_seed", sa.LargeBinary(80), nullable=True))
     with op.batch_alter_table("items") as batch:
         batch.add_column(sa.Column("custody_link", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("commitment", sa.LargeBinary(32), nullable=True))
     op.create_table(
         "custody_entries",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -48,6 +49,7 @@ def downgrade() -> None:
     op.drop_table("custody_head")
     op.drop_table("custody_entries")
     with op.batch_alter_table("items") as batch:
+        batch.drop_column("commitment")
         batch.drop_column("custody_link")
     with op.batch_alter_table("editors") as batch:
         batch.drop_column("sealed_signing_seed")
