@@ -26,7 +26,7 @@ from typing import Any
 from app.hardening import forbid_core_dumps, forbid_new_privileges, leave_the_network
 
 MAX_TASK_LINE = 4096
-NICENESS = 10
+NICENESS = 19
 MAX_OPEN_FILES = 32
 
 
@@ -51,7 +51,7 @@ def confine(memory_bytes: int, cpu_seconds: int) -> dict[str, bool]:
     }
     for limit, value in limits.items():
         resource.setrlimit(limit, (value, value))
-    os.nice(NICENESS)  # last: a niceness of 10 says the worker is confined (tests/media/test_sandbox.py)
+    os.nice(NICENESS)  # last: a niceness of 19 says the worker is confined (tests/media/test_sandbox.py)
     return {"network_isolated": isolated}
 
 

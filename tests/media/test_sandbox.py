@@ -19,6 +19,7 @@ from app.crypto import Sanitised
 from app.media.report import metadata_report, safe_preview
 from app.media.sandbox import WORKER_ENVIRONMENT, Sandbox, SandboxLimits, _exchange
 from app.media.strip import strip_metadata
+from app.media.worker import NICENESS
 from tests.media.test_strip import make_docx, make_jpeg, make_pdf
 from tests.support import bombs
 
@@ -121,10 +122,10 @@ def _workers_of(parent: int) -> list[int]:
 
 
 def _is_confined(pid: int) -> bool:
-    """Whether a worker has run ``confine`` (its niceness is 10): from then on it opens nothing."""
+    """Whether a worker has run ``confine`` (its niceness is NICENESS): from then on it opens nothing."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[16]) == 10
+            return int(stat.read().rsplit(")", 1)[1].split()[16]) == NICENESS
     except (OSError, ValueError, IndexError):
         return False
 
@@ -216,7 +217,7 @@ def test_a_confined_worker_reaches_no_network_writes_nothing_and_cannot_grow(tmp
         "memory": "refused",
         "core": 0,
         "dumpable": False,
-        "nice": 10,
+        "nice": NICENESS,
     }
     assert not (tmp_path / "out").exists() or (tmp_path / "out").stat().st_size == 0
 
