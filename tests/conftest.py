@@ -35,6 +35,7 @@ from tests.support import (
     spawn_server,
     stop_server,
 )
+from tests.support.evidence import build_package
 from tests.support.inprocess import (
     EditorFactory,
     MadeEditor,
@@ -205,6 +206,23 @@ def source_client(instance: Instance) -> Iterator[TestClient]:
 def editor_client(instance: Instance) -> Iterator[TestClient]:
     """The editor app of the initialised instance, in process; log in with tests.support.inprocess.log_in."""
     yield from _client(create_editor_app(instance.settings), EDITOR_BASE_URL)
+
+
+@pytest.fixture
+def built_package(
+    tmp_path: Path,
+    db: Session,
+    store: BlobStore,
+    instance: Instance,
+    make_source: SourceFactory,
+    make_editor: EditorFactory,
+    editor_client: TestClient,
+) -> tuple[Path, Path]:
+    """A real evidence package's tar and its authority's CA (tests/support/evidence.py)."""
+    return build_package(
+        tmp_path, db=db, store=store, instance=instance, make_source=make_source, make_editor=make_editor,
+        editor_client=editor_client,
+    )  # fmt: skip
 
 
 # --- real servers ------------------------------------------------------------------------

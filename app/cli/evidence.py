@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,7 @@ from typing import Annotated, BinaryIO
 import typer
 from sqlalchemy import select
 
-from app import crypto
-from app.cli.support import fail, load_settings
+from app.cli.support import fail, load_settings, open_newsroom_keys, required_recovery_secret
 from app.db.models import Source
 from app.db.session import make_engine, make_session_factory
 from app.storage import BlobStore
@@ -23,13 +21,6 @@ evidence_cli = typer.Typer(no_args_is_help=True, help="Evidence packages (docs/e
 
 def register(cli: typer.Typer) -> None:
     cli.add_typer(evidence_cli, name="evidence")
-
-
-def _recovery_secret() -> str | None:
-    secret = os.environ.get("BUZON_RECOVERY_SECRET")
-    if secret is None and sys.stdin.isatty():
-        secret = typer.prompt("Recovery secret", default="", hide_input=True)
-    return secret or None
 
 
 @evidence_cli.command("package")
@@ -43,12 +34,10 @@ def package_command(
     server: `buzon evidence package NAME - | ssh laptop 'cat > pkg.tar'`, or write
     it to encrypted media.
     """
-    from app.services import evidence_package, keys
+    from app.services import evidence_package
 
     settings = load_settings()
-    secret = _recovery_secret()
-    if secret is None:
-        raise fail("Packaging needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+    secret = required_recovery_secret("Packaging")
     if out == "-" and sys.stdout.isatty():
         raise fail("Standard output is a terminal: redirect it to a file or a pipe.")
     if out != "-" and Path(out).exists():
@@ -57,10 +46,7 @@ def package_command(
         source = session.scalars(select(Source).where(Source.designation == designation)).first()
         if source is None:
             raise fail(f"There is no source called {designation!r}.")
-        try:
-            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
-        except crypto.DecryptionError:
-            raise fail("That recovery secret does not open the newsroom keys.") from None
+        newsroom_keys = open_newsroom_keys(session, secret)
         ca = settings.tsa_ca_file.read_bytes() if settings.tsa_ca_file is not None else None
         store = BlobStore(settings.store_dir, settings.store_pool)
         with _output(out) as stream:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import sys
 from typing import Annotated
 
@@ -14,12 +13,12 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import crypto, errors
+from app import errors
 from app.cli.backup import register as register_backup
 from app.cli.decrypt import register as register_decrypt
 from app.cli.doctor import register as register_doctor
 from app.cli.evidence import register as register_evidence
-from app.cli.support import fail, load_settings
+from app.cli.support import fail, load_settings, open_newsroom_keys, recovery_secret, required_recovery_secret
 from app.codenames import generate_codename
 from app.db.models import Editor
 from app.db.session import make_engine, make_session_factory
@@ -75,13 +74,6 @@ def _read_passphrase(from_stdin: bool) -> str:
     return passphrase
 
 
-def _recovery_secret(from_stdin: bool) -> str | None:
-    secret = os.environ.get("BUZON_RECOVERY_SECRET")
-    if secret is None and not from_stdin and sys.stdin.isatty():
-        secret = typer.prompt("Recovery secret (empty to skip the grant)", default="", hide_input=True)
-    return secret or None
-
-
 @editor_cli.command("add")
 def editor_add(
     name: str,
@@ -91,14 +83,12 @@ def editor_add(
     """Create an editor and, given the recovery secret, grant them the newsroom keys."""
     settings = load_settings()
     passphrase = _read_passphrase(passphrase_stdin)
-    secret = _recovery_secret(passphrase_stdin)
+    secret = recovery_secret(from_stdin=passphrase_stdin, prompt="Recovery secret (empty to skip the grant)")
     with make_session_factory(make_engine(settings.resolved_database_url))() as session:
         newsroom_keys = None
         if secret is not None:
             try:
-                newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
-            except crypto.DecryptionError:
-                raise fail("That recovery secret does not open the newsroom keys.") from None
+                newsroom_keys = open_newsroom_keys(session, secret)
             except errors.NotInitialised:
                 raise fail("Run `buzon init` first.") from None
         try:
@@ -152,15 +142,10 @@ def _editor_named(session: Session, name: str) -> Editor:
 def editor_grant(name: str) -> None:
     """Grant an editor every newsroom key, opened with the recovery secret."""
     settings = load_settings()
-    secret = _recovery_secret(from_stdin=False)
-    if secret is None:
-        raise fail("Granting from the command line needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+    secret = required_recovery_secret("Granting from the command line")
     with _open_session(settings) as session:
         account = _editor_named(session, name)
-        try:
-            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
-        except crypto.DecryptionError:
-            raise fail("That recovery secret does not open the newsroom keys.") from None
+        newsroom_keys = open_newsroom_keys(session, secret)
         keys.remember_recovery_public_key(session=session, recovery_secret=secret)
         editors.grant_access(session=session, editor_id=account.id, newsroom_keys=newsroom_keys, actor=audit.CLI_ACTOR)
     typer.echo(f"{name} can now read every tip.")
@@ -196,15 +181,9 @@ def custody_verify() -> None:
     """Check the whole custody chain with the recovery secret; name the first broken entry."""
     from app.services import custody
 
-    secret = _recovery_secret(from_stdin=False)
-    if secret is None:
-        raise fail("Checking the custody log needs the recovery secret (BUZON_RECOVERY_SECRET or the prompt).")
+    secret = required_recovery_secret("Checking the custody log")
     with _open_session(load_settings()) as session:
-        try:
-            newsroom_keys = keys.open_with_recovery(session=session, recovery_secret=secret)
-        except crypto.DecryptionError:
-            raise fail("That recovery secret does not open the newsroom keys.") from None
-        check = custody.verify_chain(session, newsroom_keys)
+        check = custody.verify_chain(session, open_newsroom_keys(session, secret))
     if check.sound:
         typer.echo(f"The custody chain is sound: {check.entries} entries, each following the one before.")
         return

@@ -12,7 +12,7 @@ from typing import Any
 
 from app import crypto
 from app.evidence import merkle
-from app.evidence.canonical import NotCanonical, canonical, parse_canonical
+from app.evidence.canonical import NotCanonical, b64_decode, canonical, parse_canonical
 
 ANCHOR_FORMAT = 1
 SIGN_ANCHOR = b"buzon-sign-anchor-v1:"
@@ -116,9 +116,9 @@ def parse_anchor(raw: bytes) -> Anchor:
         anchor = Anchor(
             statement=canonical(claimed),
             leaves=leaves,
-            reply=_b64(fields["reply"]),
+            reply=b64_decode(fields["reply"]),
             head=Head(head["head"], head["seq"]),
-            signature=_b64(fields["signature"]),
+            signature=b64_decode(fields["signature"]),
         )
     except (NotCanonical, KeyError, TypeError, ValueError, binascii.Error) as e:
         raise BadAnchor(str(e)) from e
@@ -149,12 +149,3 @@ def _hex64(value: Any) -> str:
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
         raise BadAnchor("a leaf is not 32 bytes of hex")
     return value
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise BadAnchor("not base64")
-    decoded = base64.b64decode(value, validate=True)
-    if base64.b64encode(decoded).decode("ascii") != value:
-        raise BadAnchor("not canonical base64")
-    return decoded

@@ -7,6 +7,8 @@ preserving dump is exactly the JCS form (docs/evidence.md, "Encodings").
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -62,3 +64,16 @@ def _check(value: Any) -> None:
             _check(member)
         return
     raise NotCanonical(f"no canonical form for {type(value).__name__}")
+
+
+def b64_decode(value: Any) -> bytes:
+    """Standard base64 with padding, and only its one canonical encoding (docs/export.md, "Encodings")."""
+    if not isinstance(value, str):
+        raise NotCanonical("not base64")
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except binascii.Error as e:
+        raise NotCanonical("not base64") from e
+    if base64.b64encode(decoded).decode("ascii") != value:
+        raise NotCanonical("not canonical base64")
+    return decoded

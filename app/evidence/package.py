@@ -7,8 +7,6 @@ byte gives a failure that says what it broke.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import hashlib
@@ -23,7 +21,7 @@ from cryptography import x509
 from app import crypto
 from app.evidence import acta, merkle, timestamps
 from app.evidence.anchors import SIGN_ANCHOR, Head
-from app.evidence.canonical import NotCanonical, canonical, parse_canonical
+from app.evidence.canonical import NotCanonical, b64_decode, canonical, parse_canonical
 from app.evidence.custody import INSTANCE_ACTOR, RECEIVED, BadEntry, Entry, parse_entry
 from app.evidence.identity import fingerprint
 from app.evidence.receipts import BadReceipt, Receipt, parse_receipt
@@ -186,12 +184,10 @@ def _document(members: Members, name: str) -> dict[str, Any]:
 
 
 def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise BadPackage("not base64")
     try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise BadPackage("not base64") from e
+        return b64_decode(value)
+    except NotCanonical as e:
+        raise BadPackage(str(e)) from e
 
 
 # --- verifying ---------------------------------------------------------------------------

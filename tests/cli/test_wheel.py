@@ -18,22 +18,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.orm import Session
 
-from app.storage import BlobStore
 from app.web.i18n import LOCALE_NAMES
 from app.web.security import SECURITY_HEADERS
 from tests.support import (
     PROJECT_ROOT,
-    Instance,
     SettingsFactory,
     server_env,
     spawn_server,
     stop_server,
     translated,
 )
-from tests.support.evidence import build_package
-from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
 
 SOURCE_PAGES = ("/", "/tor", "/submit", "/login")
 PIP_TIMEOUT = 600
@@ -118,20 +113,10 @@ def test_every_source_page_answers_in_every_language_from_the_wheel(installed_se
 
 
 def test_a_package_verifies_on_a_clean_machine_with_only_the_wheel(
-    installed: Path,
-    tmp_path: Path,
-    db: Session,
-    store: BlobStore,
-    instance: Instance,
-    make_source: SourceFactory,
-    make_editor: EditorFactory,
-    editor_client: TestClient,
+    installed: Path, tmp_path: Path, built_package: tuple[Path, Path]
 ) -> None:
     # What a prosecutor's examiner does: a fresh venv, the wheel, the package and the authority's CA.
-    archive, ca = build_package(
-        tmp_path, db=db, store=store, instance=instance, make_source=make_source, make_editor=make_editor,
-        editor_client=editor_client,
-    )  # fmt: skip
+    archive, ca = built_package
     elsewhere = tmp_path / "examiner"
     elsewhere.mkdir()
     shutil.copy(archive, elsewhere / "package.tar")

@@ -20,27 +20,14 @@ from app import crypto
 from app.db.models import Source
 from app.evidence import package
 from app.evidence.canonical import canonical
-from app.storage import BlobStore
 from tests.support import Instance, server_env
-from tests.support.evidence import EDITOR, FILE, build_package
-from tests.support.inprocess import EditorFactory, SourceFactory, TestClient
+from tests.support.evidence import EDITOR, FILE
 
 
 @pytest.fixture
-def packaged(
-    tmp_path: Path,
-    db: Session,
-    store: BlobStore,
-    instance: Instance,
-    make_source: SourceFactory,
-    make_editor: EditorFactory,
-    editor_client: TestClient,
-) -> Path:
+def packaged(tmp_path: Path, built_package: tuple[Path, Path]) -> Path:
     """A tip that arrived, was viewed and downloaded, anchored yesterday by a real authority, and packaged."""
-    archive, _ = build_package(
-        tmp_path, db=db, store=store, instance=instance, make_source=make_source, make_editor=make_editor,
-        editor_client=editor_client,
-    )  # fmt: skip
+    archive, _ = built_package
     assert package.verify_package(archive)[0].verified  # the archive itself verifies, as its files do below
     return _extracted(archive, tmp_path / "package")
 
